@@ -22,7 +22,7 @@ log = logging.getLogger("forewarn.api")
 
 
 def _validation_message(exc: RequestValidationError) -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
     for err in exc.errors()[:50]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         out.append({"field": loc, "problem": str(err.get("msg", "invalid"))[:300]})
@@ -67,4 +67,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.include_router(core.router)
     # Capability routers are registered here, one line each.
+    from forewarn.api.routes import screening
+    app.include_router(screening.router)
+    from forewarn.api.routes import firewall
+    app.include_router(firewall.router)
+    from forewarn.api.routes import events
+    app.include_router(events.router)
+    from forewarn.api.routes import centres, forewarning
+    app.include_router(forewarning.router)
+    app.include_router(centres.router)
+    from forewarn.api.routes import taxii
+    app.include_router(taxii.router)
+    from forewarn.api.routes import publishing
+    from forewarn.web import pages
+    app.include_router(publishing.router)
+    app.include_router(pages.router)
     return app

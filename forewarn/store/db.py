@@ -115,7 +115,10 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[di
     if conn.dialect.name == "sqlite":
         stmt: Any = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
     elif conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(key))
+        # psycopg reports rowcount -1 for executemany; count the rows RETURNING gives back instead
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(key)) \
+            .returning(table.c[key[0]])
+        return len(conn.execute(stmt, list(rows)).all())
     else:  # pragma: no cover - only the two supported backends
         stmt = insert(table)
     result = conn.execute(stmt, list(rows))

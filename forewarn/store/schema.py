@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -31,6 +32,7 @@ NAMING = {
 }
 metadata = MetaData(naming_convention=NAMING)
 TS = DateTime(timezone=True)
+NOT_CALL = "kind <> 'call'"
 
 events = Table(
     "events", metadata,
@@ -44,8 +46,10 @@ events = Table(
     Column("batch_id", String(64)),
     Column("ingested_at", TS, nullable=False),
     Index("ix_events_kind_time", "kind", "occurred_at"),
-    Index("ix_events_subject", "subject"),
-    Index("ix_events_counterpart", "counterpart"),
+    # Partial: call records (millions a day) are analysed in bulk, not looked up by number here;
+    # indexing their phone numbers would cut bulk ingestion speed by more than half.
+    Index("ix_events_subject", "subject", sqlite_where=text(NOT_CALL), postgresql_where=text(NOT_CALL)),
+    Index("ix_events_counterpart", "counterpart", sqlite_where=text(NOT_CALL), postgresql_where=text(NOT_CALL)),
 )
 
 quarantine = Table(

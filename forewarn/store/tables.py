@@ -12,7 +12,13 @@ from sqlalchemy import MetaData
 
 from forewarn.store.schema import metadata
 
-CAPABILITY_TABLE_MODULES: tuple[str, ...] = ()
+CAPABILITY_TABLE_MODULES: tuple[str, ...] = (
+    "forewarn.centres.tables",
+    "forewarn.forewarning.tables",
+    "forewarn.federation.tables",
+    "forewarn.publishing.tables",
+    "forewarn.reputation.tables",
+)
 
 
 def all_metadata() -> MetaData:

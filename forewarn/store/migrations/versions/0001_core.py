@@ -96,9 +96,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_events'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index('ix_events_counterpart', ['counterpart'], unique=False)
+        batch_op.create_index('ix_events_counterpart', ['counterpart'], unique=False, sqlite_where=sa.text("kind <> 'call'"), postgresql_where=sa.text("kind <> 'call'"))
         batch_op.create_index('ix_events_kind_time', ['kind', 'occurred_at'], unique=False)
-        batch_op.create_index('ix_events_subject', ['subject'], unique=False)
+        batch_op.create_index('ix_events_subject', ['subject'], unique=False, sqlite_where=sa.text("kind <> 'call'"), postgresql_where=sa.text("kind <> 'call'"))
 
     op.create_table('indicators',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

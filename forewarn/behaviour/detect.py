@@ -1,0 +1,186 @@
+"""Running the behaviour detectors over call records, in one window or hour by hour, and
+storing their signals (and suspect alerts) in the node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from forewarn.behaviour.detectors.base import Detector, registered
+from forewarn.behaviour.features import Engine, FeatureInputError, compute_features, connect, table_from
+from forewarn.model.indicators import as_utc
+from forewarn.model.records import Alert, AlertRole, Signal
+
+ALERT_THRESHOLD = 0.8
+
+
+def default_detectors() -> list[Detector]:
+    return [cls() for cls in registered().values()]
+
+
+def reason_codes() -> dict[str, str]:
+    """Every reason code a behaviour detector may emit, with its meaning."""
+    codes: dict[str, str] = {}
+    for cls in registered().values():
+        codes.update(cls.reasons)
+    return dict(sorted(codes.items()))
+
+
+def run_detectors(features: pd.DataFrame, *, observed_at: datetime,
+                  detectors: Sequence[Detector] | None = None) -> list[Signal]:
+    signals: list[Signal] = []
+    for detector in detectors if detectors is not None else default_detectors():
+        signals.extend(detector.detect_many(features, observed_at=observed_at))
+    return signals
+
+
+def _max_time(con: Any, calls: Any) -> datetime:
+    table = table_from(con, calls, "call")
+    if "start" not in table.columns:
+        raise FeatureInputError("call records lack column start")
+    value = table.start.cast("timestamp").max().to_pandas()
+    if value is None or pd.isna(value):
+        raise FeatureInputError("no call records")
+    return as_utc(pd.Timestamp(value).to_pydatetime())
+
+
+def detect(calls: Any, subscribers: Any = None, messages: Any = None, *, as_of: datetime | None = None,
+           engine: Engine = "duckdb", window: timedelta | None = None, flagged: Iterable[str] | None = None,
+           detectors: Sequence[Detector] | None = None, con: Any = None) -> list[Signal]:
+    """Run every registered detector over the records up to ``as_of`` (default: the last call).
+
+    ``window`` limits the features to ``(as_of - window, as_of]`` (earlier records stay history);
+    ``calls``/``messages``/``subscribers`` are DataFrames, lists of records or Parquet/CSV paths.
+    """
+    con = con or connect(engine)
+    calls_t = table_from(con, calls, "call")
+    if as_of is None:
+        try:
+            as_of = _max_time(con, calls_t)
+        except FeatureInputError:
+            return []
+    as_of = as_utc(as_of)
+    start = as_of - window if window is not None else None
+    features = compute_features(calls_t, messages, subscribers, engine=engine, con=con, start=start, end=as_of,
+                                flagged=flagged)
+    return run_detectors(features, observed_at=as_of, detectors=detectors)
+
+
+def first_flagged(calls: Any, subscribers: Any = None, messages: Any = None, *, engine: Engine = "duckdb",
+                  window: timedelta = timedelta(hours=1), step: timedelta = timedelta(minutes=15),
+                  detectors: Sequence[Detector] | None = None, progress: Any = None) -> pd.DataFrame:
+    """Streaming form: slide a ``window`` forward by ``step`` in time order and record when each
+    number is first flagged (``number, first_flagged_at, detector, score, reasons``)."""
+    con = connect(engine)
+    calls_t = table_from(con, calls, "call")
+    msgs_t = table_from(con, messages, "message") if messages is not None else None
+    subs_t = table_from(con, subscribers, "subscriber") if subscribers is not None else None
+    bounds = calls_t.aggregate(lo=calls_t.start.cast("timestamp").min(),
+                               hi=calls_t.start.cast("timestamp").max()).to_pandas()
+    if bounds.empty or pd.isna(bounds["lo"].iloc[0]):
+        return pd.DataFrame(columns=["number", "first_flagged_at", "detector", "score", "reasons"])
+    lo = as_utc(pd.Timestamp(bounds["lo"].iloc[0]).to_pydatetime())
+    hi = as_utc(pd.Timestamp(bounds["hi"].iloc[0]).to_pydatetime())
+    first: dict[str, dict[str, Any]] = {}
+    end = lo + step
+    ends = []
+    while end < hi + step:
+        ends.append(end)
+        end += step
+    for end in ends:
+        features = compute_features(calls_t, msgs_t, subs_t, engine=engine, con=con, start=end - window, end=end)
+        for sig in run_detectors(features, observed_at=end, detectors=detectors):
+            if sig.subject not in first:
+                first[sig.subject] = {"number": sig.subject, "first_flagged_at": end, "detector": sig.detector,
+                                      "score": sig.score, "reasons": ";".join(sig.reasons)}
+        if progress is not None:
+            progress()
+    return pd.DataFrame(list(first.values()), columns=["number", "first_flagged_at", "detector", "score", "reasons"])
+
+
+def alerts_for(signals: Sequence[Signal], threshold: float = ALERT_THRESHOLD) -> list[Alert]:
+    """One suspect alert per subject whose best signal reaches ``threshold``, carrying all its reasons."""
+    by_subject: dict[tuple[str, str], list[Signal]] = {}
+    for sig in signals:
+        by_subject.setdefault((sig.subject_type.value, sig.subject), []).append(sig)
+    alerts = []
+    for (_, subject), sigs in sorted(by_subject.items()):
+        best = max(sigs, key=lambda s: s.score)
+        if best.score < threshold:
+            continue
+        reasons = sorted({r for s in sigs for r in s.reasons})
+        alerts.append(Alert(role=AlertRole.SUSPECT, subject_type=best.subject_type, subject=subject,
+                            score=best.score, reasons=reasons, signal_ids=[s.signal_id for s in sigs],
+                            scam_type=best.scam_type))
+    return alerts
+
+
+def store_results(store: Any, signals: Sequence[Signal], *, alert_threshold: float = ALERT_THRESHOLD,
+                  actor: str = "behaviour") -> tuple[int, int]:
+    """Write signals (idempotent by id) and raise suspect alerts for the new ones above the threshold,
+    in one transaction with an audit entry. Returns (new signals, alerts raised)."""
+    from sqlalchemy import select
+
+    from forewarn.store import audit
+    from forewarn.store import schema as t
+    from forewarn.store.repository import insert_alerts, insert_signals
+
+    with store.begin() as conn:
+        ids = [s.signal_id for s in signals]
+        existing: set[str] = set()
+        for i in range(0, len(ids), 500):
+            existing.update(conn.execute(select(t.signals.c.signal_id)
+                                         .where(t.signals.c.signal_id.in_(ids[i:i + 500]))).scalars())
+        fresh = [s for s in signals if s.signal_id not in existing]
+        new = insert_signals(conn, fresh) if fresh else 0
+        alerts = alerts_for(fresh, alert_threshold)
+        raised = insert_alerts(conn, alerts) if alerts else 0
+        audit.append(conn, actor, "behaviour.store_results", None,
+                     {"signals": len(signals), "new_signals": new, "alerts": raised})
+    return new, raised
+
+
+KNOWN_FILES = {"calls": "calls", "call": "calls", "messages": "messages", "message": "messages",
+               "sms": "messages", "subscribers": "subscribers", "subscriber": "subscribers"}
+
+
+def resolve_records(paths: Sequence[Any]) -> dict[str, list[str]]:
+    """Sort record files into calls / messages / subscribers by file name (``calls.parquet``,
+    ``messages.parquet``, ``subscribers.parquet``, as the simulator writes them); a directory
+    stands for the known files inside it. Other files (payments...) are ignored; any file whose
+    name says nothing is taken as call records."""
+    from pathlib import Path
+
+    found: dict[str, list[str]] = {"calls": [], "messages": [], "subscribers": []}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for kind_file in sorted(path.iterdir()):
+                kind = KNOWN_FILES.get(kind_file.stem.lower())
+                if kind and kind_file.suffix.lower() in (".parquet", ".csv"):
+                    found[kind].append(str(kind_file))
+            continue
+        if not path.is_file():
+            raise FeatureInputError(f"no such file or directory: {path}")
+        stem = path.stem.lower()
+        if stem in ("payments", "payment", "reports", "signals"):
+            continue
+        found[KNOWN_FILES.get(stem, "calls")].append(str(path))
+    if not found["calls"]:
+        raise FeatureInputError("no call records among the inputs (expected calls.parquet / calls.csv)")
+    return found
+
+
+def detect_into_store(paths: Sequence[Any], store: Any, *, engine: Engine = "duckdb",
+                      window: timedelta | None = None, as_of: datetime | None = None,
+                      alert_threshold: float = ALERT_THRESHOLD) -> tuple[int, int, int]:
+    """``forewarn numbers detect``: detect over record files and store the results.
+    Returns (signals, new signals, alerts raised)."""
+    files = resolve_records(paths)
+    signals = detect(files["calls"], files["subscribers"] or None, files["messages"] or None, as_of=as_of,
+                     engine=engine, window=window)
+    new, raised = store_results(store, signals, alert_threshold=alert_threshold)
+    return len(signals), new, raised

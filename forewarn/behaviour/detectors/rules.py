@@ -1,0 +1,177 @@
+"""Rule detectors over the window features: mass dialling from fresh SIMs, SIM boxes, wangiri,
+roaming fraud and spoofed domestic caller IDs. Thresholds follow DOMAIN.md and are settings of
+each detector; every signal lists the reason codes of the conditions that held."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from forewarn.behaviour.detectors.base import Detector
+
+
+def _col(features: pd.DataFrame, name: str, fill: float = np.nan) -> np.ndarray:
+    if name not in features.columns:
+        return np.full(len(features), fill)
+    values = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isnan(values), fill, values) if not np.isnan(fill) else values
+
+
+def _result(flag: np.ndarray, score: np.ndarray, parts: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    reasons = [[code for code, mask in parts if mask[i]] if flag[i] else [] for i in range(len(flag))]
+    return pd.DataFrame({"score": np.where(flag, np.clip(score, 0.0, 1.0), 0.0), "reasons": reasons})
+
+
+class MassDiallingFreshSim(Detector):
+    """Preparation/attack stage: a (fresh) SIM calling many numbers it never called, rarely returned."""
+
+    name: ClassVar[str] = "behaviour.mass_dialling"
+    scam_type: ClassVar[str | None] = None
+    reasons: ClassVar[dict[str, str]] = {
+        "behaviour.mass_dialling.many_new_callees": "many distinct callees in the window, almost all called for the first time",
+        "behaviour.mass_dialling.fresh_sim": "SIM activated at most 30 days before",
+        "behaviour.mass_dialling.low_callback": "at most 15% of callees called back",
+        "behaviour.mass_dialling.short_calls": "at least half the calls last under 10 s",
+        "behaviour.mass_dialling.shared_device": "the device (IMEI) hosted 3 or more SIMs",
+    }
+    evidence_features: ClassVar[tuple[str, ...]] = (
+        "distinct_callees", "first_time_callee_share", "callback_rate", "short_call_share", "sim_age_days",
+        "imei_sim_max")
+
+    def __init__(self, min_callees: int = 25, max_sim_age_days: float = 30.0, threshold: float = 0.5) -> None:
+        self.min_callees = min_callees
+        self.max_sim_age_days = max_sim_age_days
+        self.threshold = threshold
+
+    def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        distinct = _col(features, "distinct_callees", 0)
+        new = _col(features, "first_time_callee_share", 0) >= 0.8
+        low_cb = _col(features, "callback_rate", 0) <= 0.15
+        short = _col(features, "short_call_share", 0) >= 0.5
+        fresh = _col(features, "sim_age_days", np.inf) <= self.max_sim_age_days
+        shared = _col(features, "imei_sim_max", 0) >= 3
+        many = (distinct >= self.min_callees) & new & low_cb
+        flag = many & (fresh | ((distinct >= 2.4 * self.min_callees) & short))
+        score = 0.6 + 0.15 * fresh + 0.1 * short + 0.1 * (distinct >= 2.4 * self.min_callees) + 0.05 * shared
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (many, fresh, low_cb, short, shared),
+                                                            strict=True)])
+
+
+class SimBox(Detector):
+    """International traffic terminated as local calls through banks of local SIMs."""
+
+    name: ClassVar[str] = "behaviour.simbox"
+    scam_type: ClassVar[str | None] = "simbox_bypass"
+    reasons: ClassVar[dict[str, str]] = {
+        "behaviour.simbox.no_incoming": "busy outgoing, almost no incoming calls (at most 5%)",
+        "behaviour.simbox.static_cell": "every call from one cell",
+        "behaviour.simbox.no_sms": "no SMS in the window",
+        "behaviour.simbox.sims_per_imei": "the device (IMEI) hosts 2 or more SIMs",
+        "behaviour.simbox.new_callees": "at least 90% of callees called for the first time",
+    }
+    evidence_features: ClassVar[tuple[str, ...]] = (
+        "calls_out", "calls_in", "cell_count", "sms_out", "imei_sim_max", "first_time_callee_share")
+
+    def __init__(self, min_calls: int = 15, threshold: float = 0.5) -> None:
+        self.min_calls = min_calls
+        self.threshold = threshold
+
+    def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        out = _col(features, "calls_out", 0)
+        inc = _col(features, "calls_in", 0)
+        no_in = (out >= self.min_calls) & (inc <= 0.05 * out)
+        static = (_col(features, "cell_count", 0) == 1)
+        no_sms = (_col(features, "sms_out", 0) + _col(features, "sms_in", 0)) == 0
+        banked = _col(features, "imei_sim_max", 0) >= 2
+        new = _col(features, "first_time_callee_share", 0) >= 0.9
+        flag = no_in & static & no_sms & (banked | (out >= 2 * self.min_calls))
+        score = 0.6 + 0.2 * banked + 0.1 * (out >= 2 * self.min_calls) + 0.1 * new
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (no_in, static, no_sms, banked, new),
+                                                            strict=True)])
+
+
+class Wangiri(Detector):
+    """One-ring calls to many numbers, hoping for expensive call-backs."""
+
+    name: ClassVar[str] = "behaviour.wangiri"
+    scam_type: ClassVar[str | None] = "wangiri"
+    reasons: ClassVar[dict[str, str]] = {
+        "behaviour.wangiri.one_ring": "most calls unanswered after at most 5 s of ringing",
+        "behaviour.wangiri.many_callees": "10 or more distinct callees",
+        "behaviour.wangiri.international": "most calls go to another country than the caller's",
+        "behaviour.wangiri.callbacks_received": "some callees called the number back (possible premium-rate charge)",
+    }
+    evidence_features: ClassVar[tuple[str, ...]] = (
+        "one_ring_share", "distinct_callees", "intl_share", "callback_rate", "calls_in")
+
+    def __init__(self, min_callees: int = 10, threshold: float = 0.5) -> None:
+        self.min_callees = min_callees
+        self.threshold = threshold
+
+    def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        ring = _col(features, "one_ring_share", 0) >= 0.6
+        many = _col(features, "distinct_callees", 0) >= self.min_callees
+        intl = _col(features, "intl_share", 0) >= 0.5
+        cb = _col(features, "callback_rate", 0) > 0
+        flag = ring & many
+        score = 0.7 + 0.15 * intl + 0.1 * cb + 0.05 * (_col(features, "distinct_callees", 0) >= 50)
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (ring, many, intl, cb), strict=True)])
+
+
+class RoamingFraud(Detector):
+    """Home-country SIMs roaming abroad and calling home-country subscribers en masse."""
+
+    name: ClassVar[str] = "behaviour.roaming"
+    scam_type: ClassVar[str | None] = None
+    reasons: ClassVar[dict[str, str]] = {
+        "behaviour.roaming.calls_home": "most calls made while roaming, to the SIM's home country",
+        "behaviour.roaming.many_new_callees": "15 or more distinct callees, mostly called for the first time",
+        "behaviour.roaming.fresh_sim": "SIM activated at most 90 days before",
+        "behaviour.roaming.low_callback": "at most 15% of callees called back",
+    }
+    evidence_features: ClassVar[tuple[str, ...]] = (
+        "roaming_home_share", "distinct_callees", "first_time_callee_share", "sim_age_days", "callback_rate")
+
+    def __init__(self, min_callees: int = 15, threshold: float = 0.5) -> None:
+        self.min_callees = min_callees
+        self.threshold = threshold
+
+    def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        home = _col(features, "roaming_home_share", 0) >= 0.7
+        many = ((_col(features, "distinct_callees", 0) >= self.min_callees)
+                & (_col(features, "first_time_callee_share", 0) >= 0.7))
+        fresh = _col(features, "sim_age_days", np.inf) <= 90
+        low_cb = _col(features, "callback_rate", 0) <= 0.15
+        flag = home & many
+        score = 0.65 + 0.15 * fresh + 0.1 * low_cb + 0.1 * (_col(features, "distinct_callees", 0) >= 40)
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (home, many, fresh, low_cb), strict=True)])
+
+
+class SpoofedCli(Detector):
+    """A home-country caller ID on calls arriving over an international trunk.
+
+    The subject is the *presented* number, which may belong to an innocent subscriber whose number
+    was spoofed: the signal says the number is being abused, not who abuses it.
+    """
+
+    name: ClassVar[str] = "behaviour.spoofed_cli"
+    scam_type: ClassVar[str | None] = "spoofed_caller_id"
+    reasons: ClassVar[dict[str, str]] = {
+        "behaviour.spoofed_cli.domestic_cli_international_trunk": "domestic caller ID presented on calls from an international trunk",
+        "behaviour.spoofed_cli.repeated": "3 or more such calls",
+        "behaviour.spoofed_cli.many_callees": "10 or more distinct callees",
+    }
+    evidence_features: ClassVar[tuple[str, ...]] = ("spoofed_cli_calls", "distinct_callees", "calls_out")
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        n = _col(features, "spoofed_cli_calls", 0)
+        seen = n >= 1
+        repeated = n >= 3
+        many = _col(features, "distinct_callees", 0) >= 10
+        score = 0.6 + 0.2 * repeated + 0.15 * (n >= 10) + 0.05 * many
+        return _result(seen, score, [(c, m) for c, m in zip(self.reasons, (seen, repeated, many), strict=True)])

@@ -1,0 +1,133 @@
+"""Appeals and analyst verdicts.
+
+A number's (or sender ID's) owner appeals a mark or block; the appeal gets a deadline from the
+country policy. An analyst decides with a reason: *upheld* records a ``not_scam`` verdict that
+clears every earlier assertion and report about the value (the index drops them at its next
+refresh, within seconds), *rejected* records a ``scam`` verdict that the index counts as an
+analyst-confirmed source. Either way the citizen reports about the value are settled, which is
+what builds reporters' track records. An appeal still undecided past its deadline lifts the mark
+until an analyst decides (the firewall reports ``appeal.overdue_lifted``). Every decision is written
+to the audit log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from forewarn.model.indicators import IndicatorType, InvalidIndicator, normalise_indicator, utcnow
+from forewarn.reputation import tables as rt
+from forewarn.reputation.reports import settle_reports
+from forewarn.store import audit
+from forewarn.store.db import utc
+
+APPEALABLE = (IndicatorType.PHONE, IndicatorType.SENDER_ID, IndicatorType.URL, IndicatorType.DOMAIN)
+MAX_STATEMENT = 2000
+
+
+class AppealError(ValueError):
+    """An appeal that cannot be taken or decided; the message says why."""
+
+
+def _canonical(indicator_type: str, value: str) -> tuple[IndicatorType, str]:
+    try:
+        kind = IndicatorType(indicator_type)
+    except ValueError:
+        raise AppealError(f"unknown indicator type {indicator_type!r}") from None
+    if kind not in APPEALABLE:
+        raise AppealError(f"{kind.value} cannot be appealed here; appealable: {', '.join(k.value for k in APPEALABLE)}")
+    try:
+        return kind, normalise_indicator(kind, value)
+    except InvalidIndicator as exc:
+        raise AppealError(str(exc)) from None
+
+
+def submit_appeal(conn: Connection, indicator_type: str, value: str, contact: str, statement: str, *,
+                  deadline_hours: float, now: datetime | None = None, actor: str = "public") -> dict[str, Any]:
+    """Open an appeal; one pending appeal per value."""
+    kind, canonical = _canonical(indicator_type, value)
+    contact = contact.strip()
+    statement = statement.strip()
+    if not contact or len(contact) > 200:
+        raise AppealError("give a contact (1–200 characters) so that the analyst can reach you")
+    if not statement or len(statement) > MAX_STATEMENT:
+        raise AppealError(f"explain the appeal in 1–{MAX_STATEMENT} characters")
+    pending = conn.execute(select(rt.appeals.c.appeal_id).where(and_(
+        rt.appeals.c.indicator_type == kind.value, rt.appeals.c.value == canonical,
+        rt.appeals.c.status == "pending"))).first()
+    if pending is not None:
+        raise AppealError(f"an appeal for {canonical} is already pending ({pending.appeal_id})")
+    now = now or utcnow()
+    row = {"appeal_id": f"apl-{secrets.token_hex(8)}", "indicator_type": kind.value, "value": canonical,
+           "contact": contact, "statement": statement, "status": "pending", "submitted_at": now,
+           "deadline_at": now + timedelta(hours=deadline_hours), "decided_at": None, "decided_by": None,
+           "decision_reason": None}
+    conn.execute(rt.appeals.insert().values(**row))
+    audit.append(conn, actor, "appeal.submit", canonical, {"appeal_id": row["appeal_id"], "type": kind.value})
+    return row
+
+
+def _appeal(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    for col in ("submitted_at", "deadline_at", "decided_at"):
+        data[col] = utc(data[col])
+    return data
+
+
+def get_appeal(conn: Connection, appeal_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(rt.appeals).where(rt.appeals.c.appeal_id == appeal_id)).mappings().first()
+    return _appeal(row) if row else None
+
+
+def list_appeals(conn: Connection, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    stmt = select(rt.appeals)
+    if status:
+        stmt = stmt.where(rt.appeals.c.status == status)
+    rows = conn.execute(stmt.order_by(rt.appeals.c.deadline_at).limit(limit).offset(offset)).mappings()
+    return [_appeal(r) for r in rows]
+
+
+def record_verdict(conn: Connection, indicator_type: str, value: str, verdict: str, reason: str, *, actor: str,
+                   appeal_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """An analyst's verdict on a value (``scam`` or ``not_scam``), audited; settles its reports."""
+    kind, canonical = _canonical(indicator_type, value)
+    if verdict not in ("scam", "not_scam"):
+        raise AppealError("a verdict is 'scam' or 'not_scam'")
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_STATEMENT:
+        raise AppealError(f"give the reason for the verdict (1–{MAX_STATEMENT} characters)")
+    now = now or utcnow()
+    row = {"indicator_type": kind.value, "value": canonical, "verdict": verdict, "reason": reason,
+           "decided_by": actor, "decided_at": now, "appeal_id": appeal_id}
+    conn.execute(rt.verdicts.insert().values(**row))
+    settled = settle_reports(conn, kind.value, canonical, verdict, now)
+    audit.append(conn, actor, "reputation.verdict", canonical,
+                 {"type": kind.value, "verdict": verdict, "reason": reason, "appeal_id": appeal_id,
+                  "reports_settled": settled})
+    return {**row, "reports_settled": settled}
+
+
+def decide_appeal(conn: Connection, appeal_id: str, decision: str, reason: str, *, actor: str,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """Uphold (lift the mark) or reject (confirm it) a pending appeal."""
+    if decision not in ("upheld", "rejected"):
+        raise AppealError("a decision is 'upheld' (lift the mark) or 'rejected' (keep it)")
+    appeal = get_appeal(conn, appeal_id)
+    if appeal is None:
+        raise AppealError(f"no appeal {appeal_id!r}")
+    if appeal["status"] != "pending":
+        raise AppealError(f"appeal {appeal_id} was already decided ({appeal['status']})")
+    now = now or utcnow()
+    conn.execute(update(rt.appeals).where(rt.appeals.c.appeal_id == appeal_id).values(
+        status=decision, decided_at=now, decided_by=actor, decision_reason=reason.strip()))
+    verdict = record_verdict(conn, appeal["indicator_type"], appeal["value"],
+                             "not_scam" if decision == "upheld" else "scam", reason, actor=actor,
+                             appeal_id=appeal_id, now=now)
+    audit.append(conn, actor, "appeal.decide", appeal["value"],
+                 {"appeal_id": appeal_id, "decision": decision, "reason": reason.strip(),
+                  "within_deadline": now <= appeal["deadline_at"]})
+    return {**appeal, "status": decision, "decided_at": now, "decided_by": actor,
+            "decision_reason": reason.strip(), "reports_settled": verdict["reports_settled"]}

@@ -1,0 +1,140 @@
+"""One contract suite over every registered detector, table-driven cases per rule, detection over
+synthetic traffic, and signals/alerts stored in the node."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forewarn.behaviour import alerts_for, detect, reason_codes, run_detectors, store_results
+from forewarn.behaviour.detectors import registered
+from forewarn.behaviour.features import FEATURE_COLUMNS, compute_features
+from forewarn.behaviour.synthetic import generate_traffic
+from forewarn.model.records import Signal
+
+AT = datetime(2025, 3, 3, 12, tzinfo=UTC)
+DETECTORS = registered()
+
+
+@pytest.fixture(scope="module")
+def traffic():  # type: ignore[no-untyped-def]
+    return generate_traffic(400, 12, seed=2, ops_per_type=2)
+
+
+@pytest.fixture(scope="module")
+def features(traffic) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    return compute_features(traffic.calls, traffic.messages, traffic.subscribers)
+
+
+def _key(signals: list[Signal]) -> list[tuple[object, ...]]:
+    return [(s.signal_id, s.subject, s.score, tuple(s.reasons)) for s in signals]
+
+
+def test_registry_holds_every_detector() -> None:
+    assert set(DETECTORS) == {"behaviour.number_risk", "behaviour.simbox", "behaviour.wangiri",
+                              "behaviour.mass_dialling", "behaviour.roaming", "behaviour.spoofed_cli"}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+class TestDetectorContract:
+    def test_pickles_and_gives_the_same_signals(self, name: str, features: pd.DataFrame) -> None:
+        det = DETECTORS[name]()
+        clone = pickle.loads(pickle.dumps(det))
+        assert _key(det.detect_many(features, observed_at=AT)) == _key(clone.detect_many(features, observed_at=AT))
+
+    def test_deterministic(self, name: str, features: pd.DataFrame) -> None:
+        det = DETECTORS[name]()
+        assert _key(det.detect_many(features, observed_at=AT)) == _key(det.detect_many(features, observed_at=AT))
+
+    def test_reasons_present_and_documented(self, name: str, features: pd.DataFrame) -> None:
+        det = DETECTORS[name]()
+        assert det.reasons and all(code.startswith(name + ".") and text for code, text in det.reasons.items())
+        for sig in det.detect_many(features, observed_at=AT):
+            assert sig.reasons and set(sig.reasons) <= set(det.reasons)
+            assert sig.detector == name and 0 <= sig.score <= 1 and sig.score >= det.threshold
+        assert set(det.reasons) <= set(reason_codes())
+
+    def test_empty_input_gives_no_signals(self, name: str) -> None:
+        empty = pd.DataFrame(columns=["number", *FEATURE_COLUMNS])
+        assert DETECTORS[name]().detect_many(empty, observed_at=AT) == []
+
+    def test_column_and_row_order_do_not_matter(self, name: str, features: pd.DataFrame) -> None:
+        det = DETECTORS[name]()
+        shuffled = features[list(reversed(features.columns))].sample(frac=1.0, random_state=3)
+        assert _key(det.detect_many(features, observed_at=AT)) == _key(det.detect_many(shuffled, observed_at=AT))
+
+    def test_quiet_ordinary_numbers_are_not_flagged(self, name: str, traffic, features: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+        normal = features[~features.number.isin(traffic.fraud_numbers)]
+        flagged = DETECTORS[name]().detect_many(normal, observed_at=AT)
+        assert len(flagged) <= max(1, int(0.01 * len(normal)))
+
+
+def _row(**values: float) -> pd.DataFrame:
+    base = {c: np.nan for c in FEATURE_COLUMNS}
+    base.update({"calls_out": 0.0, "calls_in": 0.0, "distinct_callees": 0.0, "sms_out": 0.0, "sms_in": 0.0})
+    base.update(values)
+    return pd.DataFrame([{"number": "+66811111111", **base}])
+
+
+@pytest.mark.parametrize(("name", "values", "expected"), [
+    ("behaviour.mass_dialling", dict(distinct_callees=80, first_time_callee_share=1.0, callback_rate=0.02,
+                                     short_call_share=0.7, sim_age_days=2), {"behaviour.mass_dialling.fresh_sim"}),
+    ("behaviour.mass_dialling", dict(distinct_callees=30, first_time_callee_share=1.0, callback_rate=0.5,
+                                     sim_age_days=2), None),
+    ("behaviour.simbox", dict(calls_out=40, calls_in=0, cell_count=1, imei_sim_max=4, first_time_callee_share=1),
+     {"behaviour.simbox.sims_per_imei", "behaviour.simbox.no_incoming"}),
+    ("behaviour.simbox", dict(calls_out=40, calls_in=0, cell_count=1, imei_sim_max=4, sms_out=3), None),
+    ("behaviour.wangiri", dict(one_ring_share=0.95, distinct_callees=200, intl_share=1.0, callback_rate=0.03),
+     {"behaviour.wangiri.one_ring", "behaviour.wangiri.callbacks_received"}),
+    ("behaviour.wangiri", dict(one_ring_share=0.2, distinct_callees=200), None),
+    ("behaviour.roaming", dict(roaming_home_share=1.0, distinct_callees=50, first_time_callee_share=0.9),
+     {"behaviour.roaming.calls_home"}),
+    ("behaviour.roaming", dict(roaming_home_share=0.1, distinct_callees=50, first_time_callee_share=0.9), None),
+    ("behaviour.spoofed_cli", dict(spoofed_cli_calls=12, distinct_callees=12),
+     {"behaviour.spoofed_cli.domestic_cli_international_trunk", "behaviour.spoofed_cli.repeated"}),
+    ("behaviour.spoofed_cli", dict(spoofed_cli_calls=0, distinct_callees=50), None),
+])
+def test_rule_cases(name: str, values: dict[str, float], expected: set[str] | None) -> None:
+    signals = DETECTORS[name]().detect_many(_row(**values), observed_at=AT)
+    if expected is None:
+        assert signals == []
+    else:
+        assert len(signals) == 1 and expected <= set(signals[0].reasons)
+
+
+def test_detect_finds_every_operation_type(traffic) -> None:  # type: ignore[no-untyped-def]
+    signals = detect(traffic.calls, traffic.subscribers, traffic.messages)
+    flagged = {s.subject for s in signals}
+    truth = traffic.truth
+    for op_type, group in truth.groupby("op_type"):
+        assert group.number.isin(flagged).any(), op_type
+    normal = set(traffic.subscribers.number) - traffic.fraud_numbers
+    assert len(flagged & normal) <= 0.005 * len(normal)
+
+
+def test_detect_empty_and_window(traffic) -> None:  # type: ignore[no-untyped-def]
+    assert detect(traffic.calls.iloc[:0]) == []
+    as_of = traffic.calls.start.max().to_pydatetime()
+    windowed = detect(traffic.calls, traffic.subscribers, traffic.messages, as_of=as_of, window=timedelta(hours=1))
+    assert all(s.observed_at == as_of for s in windowed)
+
+
+def test_store_results_is_idempotent_and_raises_alerts(any_store, traffic, features) -> None:  # type: ignore[no-untyped-def]
+    from forewarn.store.repository import list_alerts, list_signals
+
+    signals = run_detectors(features, observed_at=AT)
+    assert signals
+    new, raised = store_results(any_store, signals)
+    assert new == len(signals)
+    assert raised == len(alerts_for(signals)) > 0
+    assert store_results(any_store, signals) == (0, 0)
+    with any_store.engine.connect() as conn:
+        alerts = list_alerts(conn, role="suspect", limit=1000)
+        assert {a.subject for a in alerts} == {a.subject for a in alerts_for(signals)}
+        assert all(a.reasons for a in alerts)
+        stored = list_signals(conn, subject=signals[0].subject)
+        assert stored and stored[0].reasons

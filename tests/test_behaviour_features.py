@@ -1,0 +1,146 @@
+"""Batch features: hand-checked values on a tiny record set, the Sichuan definitions against the
+published pandas code on synthetic traffic, windows, column order and bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forewarn.behaviour.features import (
+    FEATURE_COLUMNS,
+    FeatureInputError,
+    compute_features,
+    write_features,
+)
+from forewarn.behaviour.synthetic import generate_traffic
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+A, B, C, D = "+66811111111", "+66822222222", "+66833333333", "+447911123456"
+
+
+def call(i: int, caller: str, callee: str, minutes: float, dur: float, **kw: object) -> dict[str, object]:
+    row = {"event_id": f"e{i}", "caller": caller, "callee": callee, "start": T0 + timedelta(minutes=minutes),
+           "duration_s": dur, "ring_s": kw.pop("ring_s", 4.0), "direction": "outgoing", "call_type": "voice",
+           "ingress": "domestic", "caller_country": "TH", "callee_country": "TH", "imei": None, "cell_id": None}
+    row.update(kw)
+    return row
+
+
+@pytest.fixture(scope="module")
+def tiny() -> pd.DataFrame:
+    return pd.DataFrame([
+        call(1, A, B, 0, 0.0, ring_s=2.0, imei="490154203237518", cell_id="TH-BKK01-0001"),
+        call(2, A, C, 10, 5.0, imei="490154203237518", cell_id="TH-BKK01-0002"),
+        call(3, A, B, 20, 120.0, imei="356938035643809", cell_id="TH-CNX02-0003"),
+        call(4, B, A, 30, 60.0),
+        call(5, A, D, 70, 30.0, callee_country="GB"),
+        call(6, C, A, 80, 0.0, ingress="international"),
+    ])
+
+
+def test_hand_checked_values(tiny: pd.DataFrame) -> None:
+    f = compute_features(tiny).set_index("number")
+    a = f.loc[A]
+    assert a.opposite_count == 6  # 4 made + 2 received
+    assert a.opposite_unique == 3  # B, C, +44
+    assert a.voccalltype1 == 4 and a.voc_calltype1 == pytest.approx(4 / 6)
+    assert a.imeis == 2 and a.county_name_call == 3 and a.city_name_call == 2
+    assert a.calls_out == 4 and a.calls_in == 2 and a.distinct_callees == 3
+    assert a.short_call_share == pytest.approx(2 / 4)  # 0 s and 5 s
+    assert a.unanswered_share == pytest.approx(1 / 4) and a.one_ring_share == pytest.approx(1 / 4)
+    assert a.callback_rate == pytest.approx(2 / 3)  # B and C called back, +44 did not
+    assert a.intl_share == pytest.approx(1 / 4)
+    assert a.intl_in_share == pytest.approx(1 / 2)
+    assert a.phone2opposite_max == 3  # B: two calls made, one received
+    assert a.phone2opposite_median == 2 and a.call_dur_max == 120 and a.call_dur_min == 0
+    assert a.active_hours == 2 and a.distinct_callees_per_hour == pytest.approx(3 / 2)
+    assert a.voc_hour_mode == 9 and a.voc_hour_mode_count == 4  # four legs in hour 9, two in 10
+    assert a.imei_sim_max == 1
+    assert np.isnan(a.sim_age_days)  # no subscriber records
+    # C presented a Thai number over an international trunk once.
+    assert f.loc[C].spoofed_cli_calls == 1
+    assert list(f.columns) == list(FEATURE_COLUMNS)
+
+
+def test_window_and_first_time_callees(tiny: pd.DataFrame) -> None:
+    # Window (09:15, 10:30]: A's calls at 09:20 (to B, called before at 09:00) and 10:10 (new).
+    f = compute_features(tiny, start=T0 + timedelta(minutes=15), end=T0 + timedelta(minutes=90)).set_index("number")
+    a = f.loc[A]
+    assert a.calls_out == 2 and a.distinct_callees == 2
+    assert a.first_time_callee_share == pytest.approx(1 / 2)
+
+
+def test_sim_age_and_messages(tiny: pd.DataFrame) -> None:
+    subs = pd.DataFrame({"number": [A], "activated_at": [T0 - timedelta(days=3)], "country": ["TH"]})
+    msgs = pd.DataFrame({"event_id": ["m1", "m2"], "sender": [A, B], "recipient": [B, A],
+                         "sent_at": [T0, T0 + timedelta(hours=1)], "text": ["x", "y"]})
+    f = compute_features(tiny, msgs, subs, end=T0 + timedelta(days=1)).set_index("number")
+    assert f.loc[A].sim_age_days == pytest.approx(4.0)
+    assert f.loc[A].sms_count == 2 and f.loc[A].calltype_2 == 1 and f.loc[A].sms_rate == 2.0
+    assert f.loc[A].hour_mode == 9 and f.loc[A].hour_nunique == 2
+
+
+def test_sichuan_definitions_match_published_pandas_code() -> None:
+    """The voice features equal the competition code's pandas definitions on synthetic traffic."""
+    tr = generate_traffic(300, 12, seed=3, ops_per_type=1)
+    calls = tr.calls
+    out = pd.DataFrame({"phone_no_m": calls.caller, "opposite_no_m": calls.callee, "calltype_id": 1,
+                        "start_datetime": calls.start, "call_dur": calls.duration_s, "imei_m": calls.imei,
+                        "county_name": calls.cell_id})
+    inc = pd.DataFrame({"phone_no_m": calls.callee, "opposite_no_m": calls.caller, "calltype_id": 2,
+                        "start_datetime": calls.start, "call_dur": calls.duration_s, "imei_m": None,
+                        "county_name": None})
+    df = pd.concat([out, inc], ignore_index=True)
+    df["hour"] = df.start_datetime.dt.hour
+    ref = df.groupby("phone_no_m")["opposite_no_m"].agg(opposite_count="count", opposite_unique="nunique")
+    tmp = df.groupby(["phone_no_m", "opposite_no_m"])["call_dur"].agg(count="count", sum="sum")
+    ref = ref.join(tmp.groupby("phone_no_m")["count"].agg(phone2opposite_mean="mean", phone2opposite_median="median",
+                                                          phone2opposite_max="max"))
+    ref = ref.join(tmp.groupby("phone_no_m")["sum"].agg(phone2oppo_sum_median="median", phone2oppo_sum_max="max"))
+    ref = ref.join(df.groupby("phone_no_m")["call_dur"].agg(call_dur_mean="mean", call_dur_median="median"))
+    ref = ref.join(df[df.calltype_id == 1].groupby("phone_no_m")["imei_m"].agg(imeis="nunique"))
+    ref = ref.join(df.groupby("phone_no_m")["county_name"].agg(county_name_nunique="nunique"))
+    hour_counts = df.groupby(["phone_no_m", "hour"]).size().reset_index(name="n")
+    hour_counts = hour_counts.sort_values(["phone_no_m", "n", "hour"], ascending=[True, False, True])
+    ref = ref.join(hour_counts.drop_duplicates("phone_no_m").set_index("phone_no_m")
+                   .rename(columns={"hour": "voc_hour_mode", "n": "voc_hour_mode_count"}))
+    ours = compute_features(calls).set_index("number")
+    ref = ref.reindex(ours.index)
+    for col in ref.columns:
+        np.testing.assert_allclose(ours[col].fillna(0).to_numpy(float), ref[col].fillna(0).to_numpy(float),
+                                   rtol=1e-9, err_msg=col)
+
+
+def test_column_order_and_csv_input_do_not_matter(tiny: pd.DataFrame, tmp_path) -> None:
+    base = compute_features(tiny)
+    shuffled = compute_features(tiny[list(reversed(tiny.columns))].sample(frac=1.0, random_state=1))
+    pd.testing.assert_frame_equal(base, shuffled)
+    path = tmp_path / "calls.csv"
+    tiny.assign(start=tiny.start.map(lambda t: t.isoformat())).to_csv(path, index=False)
+    from_csv = compute_features(path)
+    pd.testing.assert_frame_equal(base, from_csv, check_dtype=False)
+
+
+def test_missing_optional_columns_and_bad_input(tiny: pd.DataFrame, tmp_path) -> None:
+    minimal = tiny[["caller", "callee", "start", "duration_s"]]
+    f = compute_features(minimal)
+    assert set(f.number) == {A, B, C, D}
+    with pytest.raises(FeatureInputError, match="lack column"):
+        compute_features(tiny.drop(columns=["callee"]))
+    with pytest.raises(FeatureInputError, match="not found"):
+        compute_features(tmp_path / "nope.parquet")
+    with pytest.raises(FeatureInputError, match=r"\.parquet or \.csv"):
+        write_features(tiny, tmp_path / "out.txt")
+
+
+def test_write_features_parquet(tiny: pd.DataFrame, tmp_path) -> None:
+    path = tmp_path / "calls.parquet"
+    tiny.to_parquet(path)
+    out = tmp_path / "features.parquet"
+    assert write_features(path, out) == 4
+    written = pd.read_parquet(out)
+    assert list(written.columns) == ["number", *FEATURE_COLUMNS]
+    assert not (tmp_path / "features.parquet.partial").exists()

@@ -1,0 +1,98 @@
+"""Live window counters agree with the batch features on the same records, in process and in Redis."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from forewarn.behaviour.features import LIVE_FEATURES, compute_features
+from forewarn.behaviour.live import LiveCounters, RedisLiveCounters
+from forewarn.behaviour.synthetic import generate_traffic
+from forewarn.model.events import CallRecord, Message
+
+WINDOW = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def records() -> tuple[list[CallRecord], list[Message], pd.DataFrame, pd.DataFrame]:
+    tr = generate_traffic(100, 4, seed=11, ops_per_type=1)
+    calls = [CallRecord.model_validate({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                        for k, v in row.items()}) for row in tr.calls.to_dict("records")]
+    msgs = [Message.model_validate(row) for row in tr.messages.to_dict("records")]
+    calls_df = pd.DataFrame([c.model_dump(mode="python") for c in calls])
+    msgs_df = pd.DataFrame([m.model_dump(mode="python") for m in msgs])
+    return calls, msgs, calls_df, msgs_df
+
+
+def _assert_same(live: dict[str, float], batch: pd.Series, number: str) -> None:
+    assert tuple(live) == LIVE_FEATURES
+    for name in LIVE_FEATURES:
+        a, b = live[name], float(batch[name]) if pd.notna(batch[name]) else math.nan
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12), (number, name, a, b)
+
+
+def _check(counters, records, checkpoints: int = 3) -> int:  # type: ignore[no-untyped-def]
+    calls, msgs, calls_df, msgs_df = records
+    events = sorted([*calls, *msgs], key=lambda e: (e.time, e.event_id))
+    cut_points = [len(events) * (i + 1) // checkpoints - 1 for i in range(checkpoints)]
+    compared = 0
+    for i, ev in enumerate(events):
+        if isinstance(ev, CallRecord):
+            counters.observe_call(ev)
+        else:
+            counters.observe_message(ev)
+        if i not in cut_points:
+            continue
+        at = ev.time
+        batch = compute_features(calls_df, msgs_df, start=at - WINDOW, end=at).set_index("number")
+        active = batch[(batch.calls_out + batch.calls_in + batch.sms_out + batch.sms_in) > 0]
+        sample = list(active.sort_values("calls_out", ascending=False).index[:25]) + list(active.index[::7][:25])
+        for number in sample:
+            _assert_same(counters.features(number, at), active.loc[number], number)
+            compared += 1
+    return compared
+
+
+def test_in_process_counters_agree_with_batch(records) -> None:  # type: ignore[no-untyped-def]
+    assert _check(LiveCounters(window_s=WINDOW.total_seconds()), records) > 50
+
+
+def test_unknown_number_and_bad_window() -> None:
+    live = LiveCounters()
+    feats = live.features("+66811111111")
+    assert feats["calls_out"] == 0 and math.isnan(feats["short_call_share"])
+    with pytest.raises(ValueError):
+        LiveCounters(window_s=0)
+
+
+def _redis_reason() -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return "redis client not installed (pip install 'forewarn[redis]')"
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        return f"Redis unreachable at 127.0.0.1:6379: {type(exc).__name__}"
+    return None
+
+
+@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+def test_redis_counters_agree_with_batch_and_are_shared(records) -> None:  # type: ignore[no-untyped-def]
+    ns = f"fw:test:{uuid.uuid4().hex[:8]}"
+    writer = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)
+    try:
+        assert _check(writer, records, checkpoints=2) > 30
+        # A second worker process sees the same counters.
+        reader = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)
+        calls = records[0]
+        last = calls[-1]
+        assert reader.features(last.caller, last.start) == pytest.approx(writer.features(last.caller, last.start),
+                                                                        nan_ok=True)
+        assert reader.features(last.caller, last.start)["calls_out"] >= 1
+    finally:
+        writer.clear()
