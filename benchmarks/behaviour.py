@@ -103,7 +103,7 @@ def first_hour_on_sim(directory: Path) -> None:
     subs = pd.read_parquet(directory / "subscribers.parquet")
     msgs = pd.read_parquet(directory / "messages.parquet")
     truth = pd.read_parquet(directory / "truth" / "fraud_numbers.parquet")
-    t, flags = timed(first_flagged, calls, subs, msgs, window=timedelta(hours=1), step=timedelta(minutes=15))
+    t, flags = timed(first_flagged, calls, subs, msgs, window=timedelta(hours=1), step=timedelta(minutes=30))
     truth = truth.merge(flags, on="number", how="left")
     truth["in_hour"] = truth.first_flagged_at.notna() & (
         pd.to_datetime(truth.first_flagged_at, utc=True) <= truth.first_active_at + timedelta(hours=1))

@@ -514,7 +514,7 @@ def firewall_allow_add(kind: Annotated[str, typer.Argument(help="emergency, gove
                        note: Annotated[str | None, typer.Option(help="why")] = None, data_dir: DataDir = None) -> None:
     """Add an allow-list entry (audited).
 
-    Example: forewarn firewall allow add government +8696110 --note "anti-fraud centre"
+    Example: forewarn firewall allow add government 96110 --note "anti-fraud warning line"
     """
     from forewarn.reputation.allowlist import AllowListError, add_entry
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.config import Settings
-from forewarn.store import Store, open_store
+from forewarn.store import open_store
 from forewarn.store import repository as repo
 
 Progress = Callable[[str, int, int], None]

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from forewarn.model.indicators import Indicator, IndicatorType, InvalidIndicator, TLP
+from forewarn.model.indicators import TLP, Indicator, IndicatorType, InvalidIndicator
 from forewarn.model.records import Signal, SubjectType
 from forewarn.store import Store, audit
 from forewarn.store import repository as repo

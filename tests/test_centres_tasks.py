@@ -211,3 +211,26 @@ def test_every_command_documents_an_example() -> None:
     for sub in (centres_app, forewarning_app):
         for cmd in sub.registered_commands:
             assert "Example: forewarn" in (cmd.callback.__doc__ or ""), cmd.name  # type: ignore[union-attr]
+
+
+def test_the_api_runs_the_escalation_loop(settings: Settings, store: Store, centres: Router,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from forewarn.api.app import create_app
+
+    task_id = make_task(store, centres)  # due long ago (START + 15 min)
+    monkeypatch.setenv("FOREWARN_CENTRES_LOOP", "1")
+    monkeypatch.setenv("FOREWARN_CENTRES_TICK_SECONDS", "0.1")
+    with TestClient(create_app(settings, store=store)):
+        assert any(t.name == "centres-escalation" for t in threading.enumerate())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with store.engine.connect() as conn:
+                task = tk.get_task(conn, task_id)
+            if task and task["escalations"] >= 1:
+                break
+            time.sleep(0.05)
+    assert task and task["escalations"] >= 1 and task["centre_id"] != "TH-10-BKK"
+    assert not any(t.name == "centres-escalation" and t.is_alive() for t in threading.enumerate())

@@ -256,3 +256,42 @@ def test_timeline_route(api: TestClient, api_key, store: Store) -> None:  # type
     assert api.get(f"/v1/timelines/{th_number(20)}").status_code == 401
     assert api.get(f"/v1/timelines/{th_number(20)}", headers=api_key("telco")).status_code == 403
     assert api.get(f"/v1/timelines/{th_number(21)}", headers=api_key("analyst")).status_code == 404
+
+
+def test_per_detector_thresholds(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({"risk": {"detector_min_score": {"behaviour.noisy": 0.99}}}))
+    with store.begin() as conn:
+        repo.insert_signals(conn, [
+            Signal(detector="behaviour.noisy", subject_type=SubjectType.PHONE, subject=scam_number(2), score=0.95,
+                   observed_at=START - timedelta(hours=1)),
+            Signal(detector="behaviour.sharp", subject_type=SubjectType.PHONE, subject=scam_number(3), score=0.95,
+                   observed_at=START - timedelta(hours=1))])
+    eng = engine_for(store, policy=Policy.load(path))
+    eng.process(CallRecord(event_id="a", caller=scam_number(2), callee=th_number(30), start=START, duration_s=900))
+    eng.process(CallRecord(event_id="b", caller=scam_number(3), callee=th_number(31), start=START, duration_s=900))
+    assert [f.subscriber for f in eng.fired] == [th_number(31)]
+
+
+def test_wangiri_callbacks_are_nuisance_not_a_scam_chain(store: Store) -> None:
+    flag_number(store, scam_type="wangiri")
+    eng = engine_for(store)
+    eng.process(CallRecord(event_id="ring", caller=SUSPECT, callee=th_number(40), start=START, duration_s=0))
+    eng.process(CallRecord(event_id="back", caller=th_number(40), callee=SUSPECT, start=START + timedelta(minutes=9),
+                           duration_s=1200))
+    assert eng.fired == []
+    eng.flush()
+    with store.engine.connect() as conn:
+        reasons = {r.reason for r in conn.execute(select(ft.fw_timeline))}
+    assert reasons == {"contact.nuisance"}
+
+
+def test_a_mule_passing_money_on_is_not_a_victim(store: Store) -> None:
+    with store.begin() as conn:
+        for i in (1, 2):
+            repo.upsert_indicator(conn, Indicator(type=IndicatorType.BANK_ACCOUNT, value=mule_account(i), confidence=80,
+                                                  source="test", first_seen=START - timedelta(days=1)))
+    eng = engine_for(store)
+    eng.process(Payment(event_id="layer", payer_account=mule_account(1), payer_phone=th_number(50),
+                        payee_account=mule_account(2), amount=Decimal("40000"), currency="THB", paid_at=START))
+    assert eng.fired == [] and th_number(50) not in eng.timelines

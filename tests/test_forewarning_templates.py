@@ -98,3 +98,17 @@ def test_a_missing_language_is_refused_on_load(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(TemplateError, match="km"):
         load_templates(path)
+
+
+def test_aliases_map_other_names_to_the_same_advice() -> None:
+    templates = default_templates()
+    via_alias, _ = templates.render("police_impersonation", "th", code="ABCD-2345", hotline="1441")
+    direct, _ = templates.render("impersonation.police", "th", code="ABCD-2345", hotline="1441")
+    assert via_alias == direct
+
+
+def test_template_ids_exist_in_the_screening_typology() -> None:
+    knowledge = pytest.importorskip("forewarn.screening.knowledge")
+    known = set(knowledge.scam_type_ids())
+    ours = set(default_templates().scam_types) - {"generic"}
+    assert ours <= known, ours - known

@@ -9,7 +9,17 @@ from sqlalchemy import inspect, text
 
 from forewarn.model import CallRecord, Indicator, IndicatorType, Message, Payment
 from forewarn.model.indicators import TLP
-from forewarn.model.records import Alert, AlertRole, AlertStatus, Case, Centre, CentreLevel, Signal, SubjectType, Warning
+from forewarn.model.records import (
+    Alert,
+    AlertRole,
+    AlertStatus,
+    Case,
+    Centre,
+    CentreLevel,
+    Signal,
+    SubjectType,
+    Warning,
+)
 from forewarn.store import audit
 from forewarn.store import repository as repo
 from forewarn.store.tables import all_metadata

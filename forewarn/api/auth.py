@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,6 +67,7 @@ def revoke_key(conn: Connection, key_id: str) -> bool:
                         .values(revoked_at=utcnow())).rowcount
     if done:
         audit.append(conn, "cli", "api_key.revoke", key_id, {})
+        key_cache.clear()
     return bool(done)
 
 
@@ -75,12 +77,47 @@ def lookup_key(conn: Connection, secret: str) -> Principal | None:
     return Principal(row.key_id, row.name, Role(row.role)) if row else None
 
 
+class KeyCache:
+    """Recently verified keys, so that a hot route (the firewall answers per call) does not query
+    the store on every request. An entry lives ``ttl_s`` seconds: a key revoked elsewhere stops
+    working within that time; one revoked through this process stops at once."""
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    def get(self, key_hash: str) -> tuple[bool, Principal | None]:
+        hit = self._entries.get(key_hash)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return False, None
+        return True, hit[1]
+
+    def put(self, key_hash: str, principal: Principal | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic(), principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+key_cache = KeyCache()
+
+
 def current_principal(request: Request, key: str | None = Security(api_key_header)) -> Principal:
     if not key:
         raise HTTPException(status_code=401, detail="missing API key: send it in the X-API-Key header")
     store = request.app.state.store
-    with store.engine.connect() as conn:
-        principal = lookup_key(conn, key)
+    # Keyed by the store too: nodes sharing one process (the federation demo) have separate keys.
+    digest = f"{store.engine.url}|{hash_key(key)}"
+    cached, principal = key_cache.get(digest)
+    if not cached:
+        with store.engine.connect() as conn:
+            principal = lookup_key(conn, key)
+        # Unknown keys are not cached: a key created a moment ago must work at once.
+        if principal is not None:
+            key_cache.put(digest, principal)
     if principal is None:
         raise HTTPException(status_code=401, detail="unknown or revoked API key")
     return principal

@@ -178,8 +178,7 @@ class ForewarningEngine:
             for at, victim, event_id, tag, duration in list(self.recent.get(key, ())):
                 if flag.since - at > self._window or at >= flag.since:
                     continue  # too old to matter, or seen after the flag (handled live)
-                for entry in self._entries_for(tag, at, event_id, flag.value, duration, flag.scam_type, victim,
-                                               retro=True):
+                for entry in self._entries_for(tag, at, event_id, flag.value, duration, flag, victim, retro=True):
                     self._add(victim, entry)
                     self.stats.retro_entries += 1
                     touched[victim] = event_id
@@ -240,15 +239,24 @@ class ForewarningEngine:
         self.stats.entries += 1
         self.interventions.buffer_entry(victim, stored)
 
+    def _nuisance(self, flag: sp.Flag) -> bool:
+        r = self.policy.risk
+        return (flag.scam_type in r.nuisance_scam_types
+                or flag.source.removeprefix("signal:") in r.nuisance_detectors)
+
     def _entries_for(self, tag: str, at: datetime, event_id: str | None, counterpart: str, duration: float,
-                     scam_type: str | None, victim: str, retro: bool = False) -> list[Entry]:
+                     flag: sp.Flag, victim: str, retro: bool = False) -> list[Entry]:
         r = self.policy.risk
         w = r.weight
         out: list[Entry] = []
+        scam_type = flag.scam_type
 
         def mk(reason: str) -> None:
             out.append(Entry(at, reason, w(reason), event_id, counterpart, scam_type, retro))
 
+        if tag in ("call_out", "call_in", "msg") and self._nuisance(flag):
+            mk("contact.nuisance")
+            return out
         if tag in ("call_out", "call_in"):
             if tag == "call_in":
                 mk("contact.victim_called_suspect")
@@ -301,12 +309,12 @@ class ForewarningEngine:
         seen = at + timedelta(seconds=duration)  # a call record exists once the call has ended
         flag = self.book.phone(caller, at)
         if flag is not None and self.book.phone(callee, at) is None:
-            for e in self._entries_for("call_out", at, event_id, caller, duration, flag.scam_type, callee):
+            for e in self._entries_for("call_out", at, event_id, caller, duration, flag, callee):
                 self._add(callee, e)
             return [(callee, seen)]
         flag_in = self.book.phone(callee, at)
         if flag_in is not None and flag is None:
-            for e in self._entries_for("call_in", at, event_id, callee, duration, flag_in.scam_type, caller):
+            for e in self._entries_for("call_in", at, event_id, callee, duration, flag_in, caller):
                 self._add(caller, e)
             return [(caller, seen)]
         if flag is None and flag_in is None:
@@ -322,7 +330,7 @@ class ForewarningEngine:
         if flag is None:
             self._remember(sp.PHONE, sender, at, recipient, event_id, "msg")
             return []
-        for e in self._entries_for("msg", at, event_id, sender, 0, flag.scam_type, recipient):
+        for e in self._entries_for("msg", at, event_id, sender, 0, flag, recipient):
             self._add(recipient, e)
         return [(recipient, at)]
 
@@ -338,6 +346,8 @@ class ForewarningEngine:
             tl.bank_code = bank
         elif bank:
             self._bank_codes[victim] = bank
+        if self.book.account(data.get("payer_account"), at) is not None:
+            return []  # a suspected mule passing money on: the payer is not a victim
         flag = self.book.account(payee, at)
         w = self.policy.risk.weight
         if flag is not None:
@@ -370,7 +380,7 @@ class ForewarningEngine:
             if flag is None:
                 self._remember_url(value, at, victim, event_id)
                 return []
-            for e in self._entries_for("url", at, event_id, value, 0, flag.scam_type, victim):
+            for e in self._entries_for("url", at, event_id, value, 0, flag, victim):
                 self._add(victim, e)
             return [(victim, at)]
         if stype == "new_payee":

@@ -29,7 +29,7 @@ from forewarn.centres.routing import Router
 from forewarn.forewarning import outbox
 from forewarn.forewarning import tables as ft
 from forewarn.forewarning.policy import Policy, Tier
-from forewarn.forewarning.signing import Signer, new_code, warning_payload
+from forewarn.forewarning.signing import Signer, canonical, new_code, warning_payload
 from forewarn.forewarning.templates import Templates, default_templates
 from forewarn.forewarning.timeline import Entry, VictimTimeline
 from forewarn.model.indicators import utcnow
@@ -226,8 +226,6 @@ class Interventions:
                           alert_id=tl.alert_id, body=body, verification_code=code,
                           signature=self.signer.sign(payload), decisive_event_at=at, created_at=now)
         repo.insert_warnings(conn, [warning])
-        from forewarn.forewarning.signing import canonical
-
         conn.execute(ft.fw_warning_meta.insert().values(
             warning_id=warning_id, subscriber=victim, trigger_event_id=trigger_event_id, trigger_at=at, queued_at=now,
             latency_s=time.perf_counter() - arrival, key_id=self.signer.key_id,

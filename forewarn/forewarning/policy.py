@@ -30,6 +30,12 @@ class RiskPolicy(BaseModel):
     indicator_min_confidence: int = Field(ge=0, le=100)
     weights: dict[str, float]
     repeat_factor: float = Field(ge=0, le=1)
+    nuisance_scam_types: list[str] = Field(default_factory=list)
+    nuisance_detectors: list[str] = Field(default_factory=list)
+    detector_min_score: dict[str, float] = Field(default_factory=dict)
+
+    def min_score_for(self, detector: str) -> float:
+        return self.detector_min_score.get(detector, self.suspect_min_score)
 
     @model_validator(mode="after")
     def _weights_in_range(self) -> RiskPolicy:

@@ -97,7 +97,7 @@ class SuspectBook:
 
 def flag_from_signal_row(row: object, policy: Policy) -> Flag | None:
     kind = _SUBJECT_KIND.get(getattr(row, "subject_type", ""))
-    if kind is None or getattr(row, "score", 0) < policy.risk.suspect_min_score:
+    if kind is None or getattr(row, "score", 0) < policy.risk.min_score_for(getattr(row, "detector", "")):
         return None
     return Flag(kind, row.subject, utc(row.observed_at), float(row.score), row.scam_type,  # type: ignore[attr-defined,arg-type]
                 f"signal:{row.detector}")  # type: ignore[attr-defined]
@@ -123,7 +123,7 @@ def load_flags(conn: Connection, policy: Policy, *, signals_after: datetime | No
                 flags.append(Flag(kind, a.subject, utc(a.created_at), a.score, a.scam_type, "alert"))  # type: ignore[arg-type]
     stmt = select(t.signals.c.subject_type, t.signals.c.subject, t.signals.c.score, t.signals.c.observed_at,
                   t.signals.c.scam_type, t.signals.c.detector).where(
-        t.signals.c.score >= policy.risk.suspect_min_score)
+        t.signals.c.score >= min([policy.risk.suspect_min_score, *policy.risk.detector_min_score.values()]))
     if signals_after is not None:
         stmt = stmt.where(t.signals.c.observed_at > signals_after)
     for r in conn.execute(stmt):

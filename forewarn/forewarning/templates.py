@@ -10,7 +10,7 @@ because scammers imitate warnings with links and recipients are taught that real
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class TemplateError(ValueError):
 class Templates:
     frames: dict[str, str]
     advice: dict[str, dict[str, str]]
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def scam_types(self) -> list[str]:
@@ -61,7 +62,8 @@ class Templates:
         """``(body, language_used)``: the warning for ``scam_type`` in ``language`` (English when the
         language has no template); raises :class:`TemplateError` if the result looks like a link."""
         lang = language if language in self.frames else "en"
-        advice = self.advice.get(scam_type or GENERIC, self.advice[GENERIC])
+        key = self.aliases.get(scam_type or "", scam_type or GENERIC)
+        advice = self.advice.get(key, self.advice[GENERIC])
         if not hotline.replace(" ", "").isdigit():
             raise TemplateError(f"hotline {hotline!r} must be digits only")
         body = self.frames[lang].format(advice=advice.get(lang, self.advice[GENERIC][lang]), code=code,
@@ -81,9 +83,9 @@ def _check(frames: dict[str, str], advice: dict[str, dict[str, str]]) -> None:
     if GENERIC not in advice:
         raise TemplateError("advice has no 'generic' fallback")
     for lang, frame in frames.items():
-        for field in ("{advice}", "{code}", "{hotline}"):
-            if field not in frame:
-                raise TemplateError(f"frame {lang} lacks {field}")
+        for slot in ("{advice}", "{code}", "{hotline}"):
+            if slot not in frame:
+                raise TemplateError(f"frame {lang} lacks {slot}")
     for scam_type, texts in advice.items():
         absent = [lang for lang in LANGUAGES if lang not in texts]
         if absent:
@@ -109,8 +111,12 @@ def load_templates(path: Path | None = None) -> Templates:
         raise TemplateError("warning templates need 'frame' and 'advice' mappings")
     frames = {str(k): str(v) for k, v in data["frame"].items()}
     advice = {str(k): {str(lk): str(lv) for lk, lv in v.items()} for k, v in data["advice"].items()}
+    aliases = {str(k): str(v) for k, v in (data.get("aliases") or {}).items()}
+    unknown = sorted(v for v in aliases.values() if v not in advice)
+    if unknown:
+        raise TemplateError(f"aliases point at scam types without advice: {', '.join(unknown)}")
     _check(frames, advice)
-    return Templates(frames, advice)
+    return Templates(frames, advice, aliases)
 
 
 @lru_cache(maxsize=1)

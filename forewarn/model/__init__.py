@@ -18,7 +18,7 @@ from forewarn.model.events import (
     SubscriberRecord,
     parse_event,
 )
-from forewarn.model.indicators import Indicator, IndicatorType, InvalidIndicator, TLP, normalise_indicator
+from forewarn.model.indicators import TLP, Indicator, IndicatorType, InvalidIndicator, normalise_indicator
 from forewarn.model.phone import InvalidPhoneNumber, normalise_phone, normalise_sender
 from forewarn.model.records import Alert, Case, Centre, Signal, Warning
 

@@ -61,7 +61,7 @@ def _normalise_cached(raw: str, default_region: str | None) -> str:
     if possible not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
         raise InvalidPhoneNumber(raw, _POSSIBLE_REASONS.get(possible, "not a possible number"))
     if not phonenumbers.is_valid_number(parsed):
-        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         raise InvalidPhoneNumber(raw, f"not a valid number for {region}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

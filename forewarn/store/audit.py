@@ -24,7 +24,8 @@ GENESIS = "0" * 64
 
 def _entry_hash(seq: int, at: datetime, actor: str, action: str, target: str | None,
                 detail: dict[str, Any], prev_hash: str) -> str:
-    body = json.dumps([seq, utc(at).isoformat() if at else None, actor, action, target, detail, prev_hash],
+    stamp = utc(at)
+    body = json.dumps([seq, stamp.isoformat() if stamp else None, actor, action, target, detail, prev_hash],
                       sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 

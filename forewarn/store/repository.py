@@ -10,7 +10,14 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
-from forewarn.model.events import CallRecord, CitizenReport, Message, Payment, ProviderSignal, SubscriberRecord
+from forewarn.model.events import (
+    CallRecord,
+    CitizenReport,
+    Message,
+    Payment,
+    ProviderSignal,
+    SubscriberRecord,
+)
 from forewarn.model.indicators import Indicator, IndicatorType, utcnow
 from forewarn.model.records import Alert, AlertStatus, Case, Centre, Signal, Warning
 from forewarn.store import schema as t

@@ -2,8 +2,9 @@
 acknowledgement of payment holds, case outcomes and statistics.
 
 The router also runs the centres' background loop while the API serves (``forewarn serve``):
-every ``escalation.tick_seconds`` it escalates unacknowledged tasks up the hierarchy and turns
-undelivered warnings into call-backs; set ``FOREWARN_CENTRES_LOOP=0`` to switch it off.
+every ``escalation.tick_seconds`` (or ``FOREWARN_CENTRES_TICK_SECONDS``) it escalates unacknowledged
+tasks up the hierarchy and turns undelivered warnings into call-backs; set ``FOREWARN_CENTRES_LOOP=0``
+to switch it off.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _loop(app: FastAPI, stop: threading.Event) -> None:
     from forewarn.forewarning.policy import Policy
 
     policy = Policy.load()
-    while not stop.wait(policy.escalation.tick_seconds):
+    interval = float(os.environ.get("FOREWARN_CENTRES_TICK_SECONDS") or policy.escalation.tick_seconds)
+    while not stop.wait(interval):
         try:
             tick(app.state.store, policy)
         except Exception:  # keep escalating on the next tick; the failure is logged
