@@ -254,6 +254,9 @@ def demo(data_dir: DataDir = None,
         # A demo starts from a clean node so that its figures describe this scenario alone.
         for suffix in ("", "-wal", "-shm"):
             (settings.data_dir / f"forewarn.sqlite3{suffix}").unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(settings.data_dir / "federation", ignore_errors=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         tasks: dict[str, Any] = {}
@@ -272,11 +275,17 @@ def demo(data_dir: DataDir = None,
         except Exception as exc:  # every stage raises its own clear error type; show it, not a trace
             fail(f"demo failed: {exc}")
     if nodes:
+        from forewarn.demo import top_suspect_number
         from forewarn.federation.demo import run_nodes
 
         countries = [c.strip().lower() for c in nodes.split(",") if c.strip()]
-        console.print(f"[dim]running partner nodes {', '.join(countries)} on loopback[/]")
-        summary["federation"] = run_nodes(countries, interval=0.5)
+        number = top_suspect_number(settings)
+        console.print(f"[dim]running nodes {', '.join(countries)} on loopback; sharing the top suspect {number}[/]")
+        if number:
+            summary["federation"] = run_nodes(countries, base_dir=settings.data_dir / "federation", interval=0.5,
+                                              number=number)
+        else:
+            summary["federation"] = run_nodes(countries, base_dir=settings.data_dir / "federation", interval=0.5)
     table = Table(title="Forewarn demo", show_header=False)
     for label, value in (
         ("events stored", f"{summary['events']['total']:,}"),
@@ -361,21 +370,35 @@ def numbers_score(features: Annotated[Path, typer.Argument(help="FEATURES .csv o
 def numbers_train(features: Annotated[Path, typer.Option(help="labelled Sichuan feature CSV")] = SHARED_NUMBERS / "sichuan_user_features.csv",
                   adjacency: Annotated[Path | None, typer.Option(help="call-graph adjacency .npz")] = SHARED_NUMBERS / "sichuan_call_graph_adjacency.npz",
                   output_dir: Annotated[Path | None, typer.Option(help="artifact directory (default: the shipped one)")] = None,
-                  evaluate: Annotated[bool, typer.Option(help="5-fold cross-validation figures")] = True) -> None:
+                  evaluate: Annotated[bool, typer.Option(help="repeated 5-fold cross-validation with nested search")] = True,
+                  seeds: Annotated[int, typer.Option(min=1, help="cross-validation repetitions (seeds 0..N-1)")] = 3,
+                  search: Annotated[int, typer.Option(min=1, help="parameter settings tried by the random search")] = 4) -> None:
     """Train the number-risk model (LightGBM) and write its artifact and evaluation.
 
     Example: forewarn numbers train --features ../shared/data/numbers/sichuan_user_features.csv
     """
+    from collections.abc import Callable
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from forewarn.behaviour.risk_model import ARTIFACT_DIR, train
 
     if adjacency is not None and not adjacency.is_file():
         fail(f"adjacency file not found: {adjacency}")
     try:
-        with console.status("training the number-risk model..."):
-            model = train(features, adjacency, output_dir or ARTIFACT_DIR, evaluate=evaluate)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} folds"),
+                      TimeElapsedColumn(), console=console) as bar:
+            def on_variant(variant: str, steps: int) -> Callable[[], None]:
+                task = bar.add_task(f"cross-validating {variant}", total=steps)
+                return lambda: bar.advance(task)
+
+            model = train(features, adjacency, output_dir or ARTIFACT_DIR, evaluate=evaluate,
+                          seeds=tuple(range(seeds)), search=search, progress=on_variant)
     except _behaviour_errors() as exc:
         fail(str(exc))
-    print_json({"artifact": str(output_dir or ARTIFACT_DIR), "evaluation": model.meta["evaluation"]})
+    summary = {v: {k: e[k] for k in ("roc_auc_mean", "roc_auc_std", "average_precision")}
+               for v, e in model.meta["evaluation"].items()}
+    print_json({"artifact": str(output_dir or ARTIFACT_DIR), "evaluation": summary})
 
 
 @numbers_app.command("detect")

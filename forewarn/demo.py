@@ -92,3 +92,15 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
+
+
+def top_suspect_number(settings: Settings) -> str | None:
+    """The phone number of the highest-scoring suspect alert: what the demo's node shares with partners."""
+    store = open_store(settings)
+    try:
+        with store.engine.connect() as conn:
+            alerts = repo.list_alerts(conn, role="suspect", limit=50)
+    finally:
+        store.close()
+    phones = [a.subject for a in alerts if a.subject_type.value == "phone"]
+    return phones[0] if phones else None

@@ -35,6 +35,29 @@ def test_score_sichuan_features(shared_data, tmp_path) -> None:  # type: ignore[
     assert roc_auc_score(sample.label[labelled].astype(int), scores.score[labelled]) > 0.9
 
 
+def test_score_uses_the_call_graph_when_given(shared_data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import scipy.sparse as sp
+
+    numbers = shared_data / "numbers"
+    sample = pd.read_csv(numbers / "sichuan_user_features.csv", keep_default_na=False, dtype=str).iloc[:300]
+    path, npz = tmp_path / "features.parquet", tmp_path / "graph.npz"
+    sample.to_parquet(path)
+    sp.save_npz(npz, sp.load_npz(numbers / "sichuan_call_graph_adjacency.npz")[:300, :300])
+    with_graph, without = tmp_path / "g.csv", tmp_path / "n.csv"
+    result = runner.invoke(app, ["numbers", "score", str(path), "--output", str(with_graph), "--adjacency", str(npz)])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["numbers", "score", str(path), "--output", str(without)]).exit_code == 0
+    g, n = pd.read_csv(with_graph, keep_default_na=False), pd.read_csv(without, keep_default_na=False)
+    assert list(g.phone_no_m) == list(n.phone_no_m) == list(sample.phone_no_m)
+    assert g.score.between(0, 1).all() and not g.score.equals(n.score)
+    wrong = tmp_path / "wrong.npz"
+    sp.save_npz(wrong, sp.eye(10, format="csr"))
+    result = runner.invoke(app, ["numbers", "score", str(path), "--output", str(tmp_path / "x.csv"),
+                                 "--adjacency", str(wrong)])
+    assert result.exit_code == 1 and "expected 300x300" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_score_rejects_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.csv"
     bad.write_text("phone_no_m,opposite_count\nx,abc\n")

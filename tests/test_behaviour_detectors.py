@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forewarn.behaviour import alerts_for, detect, reason_codes, run_detectors, store_results
+from forewarn.behaviour import alerts_for, detect, first_flagged, reason_codes, run_detectors, store_results
 from forewarn.behaviour.detectors import registered
+from forewarn.behaviour.detectors.rules import MassDiallingFreshSim, RoamingFraud, SimBox, SpoofedCli, Wangiri
 from forewarn.behaviour.features import FEATURE_COLUMNS, compute_features
 from forewarn.behaviour.synthetic import generate_traffic
 from forewarn.model.records import Signal
@@ -91,8 +92,14 @@ def _row(**values: float) -> pd.DataFrame:
     ("behaviour.wangiri", dict(one_ring_share=0.95, distinct_callees=200, intl_share=1.0, callback_rate=0.03),
      {"behaviour.wangiri.one_ring", "behaviour.wangiri.callbacks_received"}),
     ("behaviour.wangiri", dict(one_ring_share=0.2, distinct_callees=200), None),
-    ("behaviour.roaming", dict(roaming_home_share=1.0, distinct_callees=50, first_time_callee_share=0.9),
-     {"behaviour.roaming.calls_home"}),
+    ("behaviour.roaming", dict(roaming_home_share=1.0, distinct_callees=6, first_time_callee_share=1.0,
+                               callback_rate=0.0, short_call_share=0.8, sim_age_days=5),
+     {"behaviour.roaming.calls_home", "behaviour.roaming.fresh_sim"}),
+    ("behaviour.roaming", dict(roaming_home_share=1.0, distinct_callees=6, first_time_callee_share=1.0,
+                               callback_rate=0.5, short_call_share=0.1, sim_age_days=900), None),  # a traveller
+    ("behaviour.mass_dialling", dict(distinct_callees=1, sms_out=25, sms_in=0, sms_nunique=25, sim_age_days=3),
+     {"behaviour.mass_dialling.sms_blast"}),
+    ("behaviour.mass_dialling", dict(distinct_callees=1, sms_out=25, sms_in=20, sms_nunique=10, sim_age_days=3), None),
     ("behaviour.roaming", dict(roaming_home_share=0.1, distinct_callees=50, first_time_callee_share=0.9), None),
     ("behaviour.spoofed_cli", dict(spoofed_cli_calls=12, distinct_callees=12),
      {"behaviour.spoofed_cli.domestic_cli_international_trunk", "behaviour.spoofed_cli.repeated"}),
@@ -138,3 +145,39 @@ def test_store_results_is_idempotent_and_raises_alerts(any_store, traffic, featu
         assert all(a.reasons for a in alerts)
         stored = list_signals(conn, subject=signals[0].subject)
         assert stored and stored[0].reasons
+
+
+def _first_flagged_window_by_window(tr, detectors, window: timedelta, step: timedelta) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The definition: features of each window on its own, detectors in order, first signal wins."""
+    from forewarn.behaviour.features import connect, table_from
+
+    con = connect("duckdb")
+    calls, msgs, subs = (table_from(con, tr.calls, "call"), table_from(con, tr.messages, "message"),
+                         table_from(con, tr.subscribers, "subscriber"))
+    lo, hi = tr.calls.start.min().to_pydatetime(), tr.calls.start.max().to_pydatetime()
+    first: dict[str, dict[str, object]] = {}
+    end = lo + step
+    while end < hi + step:
+        feats = compute_features(calls, msgs, subs, con=con, start=end - window, end=end)
+        for sig in run_detectors(feats, observed_at=end, detectors=detectors):
+            first.setdefault(sig.subject, {"number": sig.subject, "first_flagged_at": pd.Timestamp(end),
+                                           "detector": sig.detector, "score": sig.score,
+                                           "reasons": ";".join(sig.reasons)})
+        end += step
+    return pd.DataFrame(list(first.values())).sort_values("number").reset_index(drop=True)
+
+
+@pytest.mark.slow  # the window-by-window reference runs one query per window (~30 s on a loaded 2-core machine)
+def test_first_flagged_equals_window_by_window() -> None:
+    tr = generate_traffic(100, 3, seed=6, ops_per_type=1)
+    detectors = [MassDiallingFreshSim(), RoamingFraud(), SimBox(), SpoofedCli(), Wangiri()]
+    window, step = timedelta(hours=1), timedelta(minutes=15)
+    fast = first_flagged(tr.calls, tr.subscribers, tr.messages, window=window, step=step, detectors=detectors)
+    direct = _first_flagged_window_by_window(tr, detectors, window, step)
+    fast = fast.sort_values("number").reset_index(drop=True)
+    assert len(direct) >= 5
+    assert list(fast.number) == list(direct.number)
+    assert (pd.to_datetime(fast.first_flagged_at, utc=True) == pd.to_datetime(direct.first_flagged_at, utc=True)).all()
+    assert list(fast.detector) == list(direct.detector)
+    assert list(fast.reasons) == list(direct.reasons)
+    np.testing.assert_allclose(fast.score.to_numpy(float), direct.score.to_numpy(float))

@@ -13,6 +13,10 @@ from forewarn.behaviour.features import (
     FEATURE_COLUMNS,
     FeatureInputError,
     compute_features,
+    connect,
+    sliding_features,
+    table_from,
+    to_frame,
     write_features,
 )
 from forewarn.behaviour.synthetic import generate_traffic
@@ -144,3 +148,46 @@ def test_write_features_parquet(tiny: pd.DataFrame, tmp_path) -> None:
     written = pd.read_parquet(out)
     assert list(written.columns) == ["number", *FEATURE_COLUMNS]
     assert not (tmp_path / "features.parquet.partial").exists()
+
+
+def _assert_features_equal(fast: pd.DataFrame, direct: pd.DataFrame, what: str) -> None:
+    assert list(fast.number) == list(direct.number), what
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_allclose(fast[col].to_numpy(float), direct[col].to_numpy(float), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=f"{what}: {col}")
+
+
+def test_sliding_windows_equal_one_window_at_a_time() -> None:
+    """The one-query sliding form gives, for every window, exactly the features of that window alone."""
+    tr = generate_traffic(120, 3, seed=8, ops_per_type=1)
+    con = connect("duckdb")
+    calls, msgs, subs = (table_from(con, tr.calls, "call"), table_from(con, tr.messages, "message"),
+                         table_from(con, tr.subscribers, "subscriber"))
+    step, window = timedelta(minutes=15), timedelta(hours=1)
+    first_end = tr.calls.start.min().to_pydatetime() + step
+    n_windows = 10
+    fast = to_frame(sliding_features(calls, msgs, subs, first_end=first_end,
+                                     last_end=first_end + (n_windows - 1) * step, window=window, step=step))
+    assert set(fast.win) == set(range(n_windows))
+    compared = 0
+    for win in range(0, n_windows, 3):
+        end = first_end + win * step
+        direct = compute_features(calls, msgs, subs, con=con, start=end - window, end=end)
+        got = fast[fast.win == win].sort_values("number").reset_index(drop=True)
+        assert (pd.to_datetime(got.window_end, utc=True) == pd.Timestamp(end)).all()
+        _assert_features_equal(got, direct, f"window {win}")
+        compared += len(direct)
+    assert compared > 100
+
+
+def test_numbers_that_are_not_e164_use_string_keys(tiny: pd.DataFrame) -> None:
+    """Integer keys are only an optimisation: odd caller ids give the same features via string keys."""
+    odd = tiny.assign(caller=tiny.caller.where(tiny.caller != C, "0" + C[3:]))  # a national-format number
+    odd.loc[0, "callee"] = "+066822222222"  # not E.164: a leading zero must not merge with +66822222222
+    forced = compute_features(odd, con=None)
+    assert "0" + C[3:] in set(forced.number) and "+066822222222" in set(forced.number)
+    con = connect("duckdb")
+    from forewarn.behaviour.features import number_features
+
+    strings = to_frame(number_features(table_from(con, odd, "call"), int_keys=False).order_by("number"))
+    _assert_features_equal(forced, strings, "odd numbers")

@@ -96,3 +96,18 @@ def test_redis_counters_agree_with_batch_and_are_shared(records) -> None:  # typ
         assert reader.features(last.caller, last.start)["calls_out"] >= 1
     finally:
         writer.clear()
+
+
+def test_look_up_of_an_earlier_time_scans_the_window(records) -> None:  # type: ignore[no-untyped-def]
+    """Asked about a moment before a number's newest event, the counters answer for that moment."""
+    calls, msgs, calls_df, msgs_df = records
+    events = sorted([*calls, *msgs], key=lambda e: (e.time, e.event_id))
+    live = LiveCounters(window_s=WINDOW.total_seconds())
+    live.observe_many(events)
+    at = events[-1].time - timedelta(minutes=20)
+    batch = compute_features(calls_df, msgs_df, start=at - WINDOW, end=at).set_index("number")
+    late = {e.caller for e in calls if e.start > at}
+    sample = [n for n in batch.sort_values("calls_out", ascending=False).index if n in late][:20]
+    assert len(sample) >= 5
+    for number in sample:
+        _assert_same(live.features(number, at), batch.loc[number], number)

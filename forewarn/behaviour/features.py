@@ -19,12 +19,35 @@ Feature families (full list with meanings in :data:`FEATURE_DOCS`):
   counts, SIM age, cell diversity, call-graph degree and share of neighbours already flagged.
 
 The same window features are kept live per event by :mod:`forewarn.behaviour.live`.
+
+How it is computed (profiled on DuckDB; the same plan runs on Spark):
+
+* the legs are built once (one union of the calls with themselves, every per-leg flag computed
+  there) and materialised: a temporary table in DuckDB, a cached DataFrame in Spark. Every
+  aggregate reads that table instead of re-reading and re-unioning the input.
+* numbers are grouped and joined as 64-bit integers (``+66811111111`` -> 66811111111), which is
+  about ten times faster than on strings in DuckDB; a ``bad`` flag computed in the same pass checks
+  that every number maps back exactly, else the legs are rebuilt on the strings themselves.
+* one group-by per family: per number (counters, duration stats), per (number, counterparty)
+  (degree, call-backs, first-time callees, per-counterparty stats), per (number, hour) and
+  (number, day) (mode, its count and distinct count in one aggregate), per (number, cell/IMEI)
+  (distinct cells, cities, IMEIs, SIMs per device). No window functions and no DISTINCT
+  aggregates; the parts are joined on the number.
+* :func:`sliding_features` computes every sliding window in one query: each leg joins the few
+  windows that contain it (an equi-join on the window index, checked exactly against the
+  window's bounds), so medians, modes and distinct counts stay exact per window.
+
+What Ibis cannot express efficiently: the materialisation is a side effect outside the expression
+(so :func:`number_features` executes a query when ``materialise`` is on), and Ibis has no
+GROUPING SETS, so the hour, day, cell and IMEI families are separate group-bys over the legs
+rather than one pass. Measured on a loaded 2-core machine the whole set runs at a fraction of a
+million calls/s on DuckDB (see ``benchmarks/behaviour.py``): below the 3 M/s target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -180,179 +203,284 @@ def _flag(cond: ir.BooleanValue) -> ir.IntegerValue:
     return ibis.ifelse(cond.fill_null(False), 1, 0)
 
 
-def _mode(table: ir.Table, key: str, prefix: str) -> ir.Table:
-    """Per number: the most frequent ``key`` (smallest on ties, as scipy.stats.mode) and its count."""
-    counts = table.group_by(["number", key]).aggregate(n=ibis._.count())
-    rank = ibis.row_number().over(group_by="number", order_by=[ibis.desc("n"), ibis.asc(key)])
-    top = counts.mutate(rk=rank).filter(ibis._.rk == 0)
-    return top.select("number", **{f"{prefix}_mode": top[key].cast("float64"),
-                                   f"{prefix}_mode_count": top.n.cast("float64")})
+def _mode_table(table: ir.Table, keys: list[str], key: str, prefix: str, with_nunique: bool = True) -> ir.Table:
+    """Per group: the most frequent ``key`` (smallest on ties, as scipy.stats.mode), its count and
+    the number of distinct values, from one group-by and one aggregate (no window function):
+    ``max(count * 64 + (63 - key))`` orders by count, then by the smaller key (keys are 0..63)."""
+    counts = table.group_by([*keys, key]).aggregate(n=ibis._.count())
+    packed = counts.n.cast("int64") * 64 + (63 - counts[key].cast("int64"))
+    top = counts.group_by(keys).aggregate(m=packed.max(), nu=ibis._.count())
+    cols: dict[str, ir.Value] = {f"{prefix}_mode": (63 - top.m % 64).cast("float64"),
+                                 f"{prefix}_mode_count": (top.m // 64).cast("float64")}
+    if with_nunique:
+        cols[f"{prefix}_nunique"] = top.nu.cast("float64")
+    return top.select(*keys, **cols)
 
 
-# --- the feature definition ----------------------------------------------------------------------
+KeyFn = Callable[[ir.StringValue], ir.Value]
 
-def number_features(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None,
-                    *, start: datetime | None = None, end: datetime | None = None,
-                    as_of: datetime | None = None, flagged: ir.Table | None = None,
-                    utc_offset_hours: int = 0) -> ir.Table:
-    """The Ibis expression of every feature in :data:`FEATURE_COLUMNS`, one row per number.
 
-    ``calls``/``messages``/``subscribers`` are Ibis tables of one backend. Window ``(start, end]``;
-    ``as_of`` (default ``end``) is when SIM age is measured; ``flagged`` is a one-column table
-    ``number`` of numbers already flagged (for ``flagged_neighbour_share``).
+def _plain_key(number: ir.StringValue) -> ir.Value:
+    return number
+
+
+def _int_key(number: ir.StringValue) -> ir.Value:
+    """A phone number as a 64-bit integer: ``+66811111111`` -> 66811111111, ``0811111111`` -> -811111111.
+
+    Grouping and joining on integers is several times faster than on strings in both engines. The
+    mapping is exact only for numbers that survive the round trip through :func:`_number_of_key`;
+    :func:`_int_keys_exact` checks that before it is used.
     """
-    calls = _conform(calls, CALL_SCHEMA, CALL_REQUIRED, "call", CALL_DEFAULTS)
-    hist = _time_filter(calls, "start", None, end)
-    offset = ibis.interval(hours=utc_offset_hours)
+    return ibis.ifelse(number.startswith("+"), number.substr(1).try_cast("int64"), -(number.try_cast("int64")))
 
-    def legs(tab: ir.Table) -> ir.Table:
-        local = tab.start + offset
-        common = dict(start=tab.start, dur=tab.duration_s, hour=local.hour(), day=local.day(),
-                      bucket=tab.start.truncate("h"), event_id=tab.event_id)
-        out = tab.select(number=tab.caller, other=tab.callee,
-                         calltype=ibis.ifelse(tab.direction == "forwarded", 3, 1), **common,
-                         imei=tab.imei, cell=tab.cell_id, ring=tab.ring_s, ingress=tab.ingress,
-                         own_country=tab.caller_country, other_country=tab.callee_country)
-        inc = tab.select(number=tab.callee, other=tab.caller, calltype=ibis.literal(2), **common,
-                         imei=ibis.null("string"), cell=ibis.null("string"), ring=tab.ring_s,
-                         ingress=tab.ingress, own_country=tab.callee_country, other_country=tab.caller_country)
-        return out.union(inc)
 
-    hist_legs = legs(hist)
-    if start is not None:
-        in_win = hist_legs.start > ibis.literal(_naive_utc(start))
-        win_legs = hist_legs.filter(in_win)
-    else:
-        in_win = ibis.literal(True)
-        win_legs = hist_legs
-    is_out = win_legs.calltype != 2
-    city = win_legs.cell.re_replace(r"-[^-]*$", "")
-    ans = win_legs.dur
-    agg = win_legs.group_by("number").aggregate(
+def _number_of_key(key: ir.IntegerValue) -> ir.StringValue:
+    return ibis.ifelse(key >= 0, ibis.literal("+").concat(key.cast("string")), (-key).cast("string"))
+
+
+def _key_fails(number: ir.StringValue) -> ir.BooleanValue:
+    return number.notnull() & (_number_of_key(_int_key(number)) != number).fill_null(True)
+
+
+def _int_keys_exact(*columns: tuple[ir.Table, str]) -> bool:
+    """Whether every number in the given columns maps to an integer key and back unchanged."""
+    for table, name in columns:
+        bad = table.aggregate(bad=_flag(_key_fails(table[name])).sum()).execute()
+        if int(bad["bad"].iloc[0] or 0) > 0:
+            return False
+    return True
+
+
+def _keyed(table: ir.Table, name: str, key: KeyFn) -> ir.Table:
+    """``table`` with its ``name`` column as a key (rows whose number has no exact key dropped)."""
+    if key is _plain_key:
+        return table
+    return table.filter(~_key_fails(table[name])).mutate(**{name: key(table[name])})
+
+
+def _legs(calls: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
+    """Each call seen from both ends, with the per-leg flags the aggregates sum (computed once).
+    With ``check``, column ``bad`` marks legs whose number has no exact integer key."""
+    local = calls.start + offset
+    common = dict(start=calls.start, dur=calls.duration_s, ring=calls.ring_s, hour=local.hour(), day=local.day(),
+                  ingress=calls.ingress)
+    out = calls.select(number=key(calls.caller), other=key(calls.callee),
+                       calltype=ibis.ifelse(calls.direction == "forwarded", 3, 1), **common,
+                       imei=calls.imei, cell=calls.cell_id, own_country=calls.caller_country,
+                       other_country=calls.callee_country,
+                       **({"bad": _flag(_key_fails(calls.caller))} if check else {}))
+    inc = calls.select(number=key(calls.callee), other=key(calls.caller), calltype=ibis.literal(2), **common,
+                       imei=ibis.null("string"), cell=ibis.null("string"), own_country=calls.callee_country,
+                       other_country=calls.caller_country,
+                       **({"bad": _flag(_key_fails(calls.callee))} if check else {}))
+    legs = out.union(inc)
+    is_out = legs.calltype != 2
+    same = legs.own_country == legs.other_country
+    unans = legs.dur == 0
+    return legs.select(
+        "number", "other", "calltype", "start", "dur", "hour", "day", "imei", "cell",
+        bucket=legs.start.truncate("h"),
+        is_out=_flag(is_out), is_ct1=_flag(legs.calltype == 1), is_fwd=_flag(legs.calltype == 3),
+        f_short=_flag(is_out & (legs.dur < SHORT_CALL_S)),
+        f_unans=_flag(is_out & unans),
+        f_one_ring=_flag(is_out & unans & (legs.ring <= ONE_RING_S)),
+        f_night=_flag(is_out & (legs.hour >= NIGHT_HOURS[0]) & (legs.hour < NIGHT_HOURS[1])),
+        f_intl=_flag(is_out & (legs.own_country != legs.other_country)),
+        f_intl_in=_flag(~is_out & (legs.ingress == "international")),
+        f_roaming=_flag(is_out & (legs.ingress == "roaming")),
+        f_roaming_home=_flag(is_out & (legs.ingress == "roaming") & same),
+        f_spoofed=_flag(is_out & (legs.ingress == "international") & same),
+        **({"bad": legs.bad} if check else {}),
+    )
+
+
+def _sms_legs(msgs: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
+    local = msgs.sent_at + offset
+    mcommon = dict(start=msgs.sent_at, hour=local.hour(), day=local.day())
+    sender, recipient = key(msgs.sender), key(msgs.recipient)
+    out = msgs.select(number=sender, other=recipient, calltype=ibis.literal(1), **mcommon,
+                      **({"bad": _flag(_key_fails(msgs.sender))} if check else {}))
+    inc = msgs.select(number=recipient, other=sender, calltype=ibis.literal(2), **mcommon,
+                      **({"bad": _flag(_key_fails(msgs.recipient))} if check else {}))
+    return out.union(inc)
+
+
+def _keyed_legs(build: Callable[[KeyFn, bool], ir.Table], build_sms: Callable[[KeyFn, bool], ir.Table] | None,
+                materialise: bool, int_keys: bool | None) -> tuple[ir.Table, ir.Table | None, KeyFn]:
+    """Materialised call (and SMS) legs on integer keys when every number maps exactly, else on the
+    numbers themselves. The check rides along the one pass that builds the legs (a ``bad`` flag),
+    so it costs no extra read of the input; only when it fails are the legs built again."""
+    if int_keys is False:
+        legs = _materialise(build(_plain_key, False), materialise)
+        return legs, _materialise(build_sms(_plain_key, False), materialise) if build_sms else None, _plain_key
+    check = int_keys is None and materialise
+    legs = _materialise(build(_int_key, check), materialise)
+    sms = _materialise(build_sms(_int_key, check), materialise) if build_sms else None
+    exact = True
+    if int_keys is None:
+        if check:
+            exact = not any(int(t.aggregate(b=t.bad.max()).execute()["b"].iloc[0] or 0) for t in (legs, sms)
+                            if t is not None)
+        else:
+            exact = _int_keys_exact(*[(t, "number") for t in (build(_plain_key, False),
+                                                              build_sms(_plain_key, False) if build_sms else None)
+                                      if t is not None])
+    if exact:
+        return legs, sms, _int_key
+    return _keyed_legs(build, build_sms, materialise, False)
+
+
+def _first_calls(calls: ir.Table, key: KeyFn = _plain_key) -> ir.Table:
+    """When each number first called each callee (over all the history given)."""
+    return calls.group_by(number=key(calls.caller), other=key(calls.callee)).aggregate(first_out=calls.start.min())
+
+
+def _join_all(base: ir.Table, parts: Sequence[ir.Table], keys: list[str]) -> ir.Table:
+    joined = base
+    for part in parts:
+        joined = joined.left_join(part, keys)
+        joined = joined.drop(*[f"{k}_right" for k in keys if f"{k}_right" in joined.columns])
+    return joined
+
+
+def _aggregate_features(legs: ir.Table, sms: ir.Table | None, keys: list[str], *, win_start: ir.Value | None,
+                        ref_time: ir.Value | None, first_calls: ir.Table | None, subscribers: ir.Table | None,
+                        flagged: ir.Table | None, key: KeyFn = _plain_key) -> ir.Table:
+    """Every feature per ``keys`` (``number``, plus ``win`` for sliding windows) from window legs.
+
+    ``win_start`` is the window start (a literal, or a column of ``legs`` for sliding windows);
+    first-time callees need it and ``first_calls``. ``ref_time`` is when SIM age is measured.
+    """
+    others = [*keys, "other"]
+    group = keys[1:]  # the window key, if any: SIMs per IMEI/cell are counted within one window
+    agg = legs.group_by(keys).aggregate(
         opposite_count=ibis._.count(),
-        voccalltype1=_flag(win_legs.calltype == 1).sum(),
-        imeis=ibis.ifelse(win_legs.calltype == 1, win_legs.imei, ibis.null("string")).nunique(),
-        city_name_call=ibis.ifelse(win_legs.calltype == 1, city, ibis.null("string")).nunique(),
-        county_name_call=ibis.ifelse(win_legs.calltype == 1, win_legs.cell, ibis.null("string")).nunique(),
-        call_dur_mean=ans.mean(), call_dur_median=ans.median(), call_dur_max=ans.max(), call_dur_min=ans.min(),
-        city_name_nunique=city.nunique(), county_name_nunique=win_legs.cell.nunique(),
-        calltype_id_unique=win_legs.calltype.nunique(),
-        voc_hour_nunique=win_legs.hour.nunique(), voc_day_nunique=win_legs.day.nunique(),
-        calls_out=_flag(is_out).sum(),
-        calls_in=_flag(~is_out).sum(),
-        n_short=_flag(is_out & (ans < SHORT_CALL_S)).sum(),
-        n_unanswered=_flag(is_out & (ans == 0)).sum(),
-        n_one_ring=_flag(is_out & (ans == 0) & (win_legs.ring <= ONE_RING_S)).sum(),
-        n_night=_flag(is_out & (win_legs.hour >= NIGHT_HOURS[0]) & (win_legs.hour < NIGHT_HOURS[1])).sum(),
-        n_intl=_flag(is_out & (win_legs.own_country != win_legs.other_country)).sum(),
-        n_intl_in=_flag(~is_out & (win_legs.ingress == "international")).sum(),
-        n_roaming=_flag(is_out & (win_legs.ingress == "roaming")).sum(),
-        n_roaming_home=_flag(is_out & (win_legs.ingress == "roaming")
-                             & (win_legs.own_country == win_legs.other_country)).sum(),
-        spoofed_cli_calls=_flag(is_out & (win_legs.ingress == "international")
-                                & (win_legs.own_country == win_legs.other_country)).sum(),
-        imei_count=ibis.ifelse(is_out, win_legs.imei, ibis.null("string")).nunique(),
-        cell_count=ibis.ifelse(is_out, win_legs.cell, ibis.null("string")).nunique(),
-        active_hours=ibis.ifelse(is_out, win_legs.bucket, ibis.null("timestamp")).nunique(),
+        voccalltype1=legs.is_ct1.sum(), n_fwd=legs.is_fwd.sum(), calls_out=legs.is_out.sum(),
+        call_dur_mean=legs.dur.mean(), call_dur_median=legs.dur.median(), call_dur_max=legs.dur.max(),
+        call_dur_min=legs.dur.min(),
+        n_short=legs.f_short.sum(), n_unanswered=legs.f_unans.sum(), n_one_ring=legs.f_one_ring.sum(),
+        n_night=legs.f_night.sum(), n_intl=legs.f_intl.sum(), n_intl_in=legs.f_intl_in.sum(),
+        n_roaming=legs.f_roaming.sum(), n_roaming_home=legs.f_roaming_home.sum(),
+        spoofed_cli_calls=legs.f_spoofed.sum(),
     )
+    agg = agg.mutate(calls_in=agg.opposite_count - agg.calls_out,
+                     calltype_id_unique=_flag(agg.voccalltype1 > 0) + _flag(agg.calls_out > agg.voccalltype1)
+                     + _flag(agg.opposite_count > agg.calls_out))
 
-    # One pass over (number, counterparty) pairs serves degree, per-counterparty stats, call-backs
-    # and first-time callees (first call from the number over the whole history).
-    hl = hist_legs
-    hl_out = hl.calltype != 2
-    pairs = hl.mutate(w=in_win).group_by(["number", "other"]).aggregate(
-        n_win=_flag(ibis._.w).sum(),
-        dur_win=ibis.ifelse(ibis._.w, hl.dur, 0.0).sum(),
-        out_win=_flag(ibis._.w & hl_out).sum(),
-        in_win=_flag(ibis._.w & ~hl_out).sum(),
-        first_out=ibis.ifelse(hl_out, hl.start, ibis.null("timestamp")).min(),
-    ).filter(ibis._.n_win > 0)
-    first_time = (pairs.first_out > ibis.literal(_naive_utc(start))) if start is not None else ibis.literal(True)
-    pair_agg = pairs.group_by("number").aggregate(
+    # One pass over (number, counterparty) pairs serves per-counterparty stats, call-backs, first-time
+    # callees and the call-graph degree.
+    pairs = legs.group_by(others).aggregate(n=ibis._.count(), dur_sum=legs.dur.sum(), out_n=legs.is_out.sum())
+    if win_start is not None and first_calls is not None:
+        if "win" in keys:
+            pairs = pairs.join(legs.select("win", "w_start").distinct(), "win")
+        pairs = pairs.left_join(first_calls, ["number", "other"]).drop("number_right", "other_right")
+        first_time = pairs.first_out > (pairs.w_start if "win" in keys else win_start)
+    else:
+        first_time = ibis.literal(True)
+    has_out = pairs.out_n > 0
+    pair_agg = pairs.group_by(keys).aggregate(
         opposite_unique=ibis._.count(),
-        phone2opposite_mean=pairs.n_win.mean(), phone2opposite_median=pairs.n_win.median(),
-        phone2opposite_max=pairs.n_win.max(),
-        phone2oppo_sum_mean=pairs.dur_win.mean(), phone2oppo_sum_median=pairs.dur_win.median(),
-        phone2oppo_sum_max=pairs.dur_win.max(),
-        distinct_callees=_flag(pairs.out_win > 0).sum(),
-        n_callback=_flag((pairs.out_win > 0) & (pairs.in_win > 0)).sum(),
-        n_first_time=_flag((pairs.out_win > 0) & first_time).sum(),
+        phone2opposite_mean=pairs.n.mean(), phone2opposite_median=pairs.n.median(), phone2opposite_max=pairs.n.max(),
+        phone2oppo_sum_mean=pairs.dur_sum.mean(), phone2oppo_sum_median=pairs.dur_sum.median(),
+        phone2oppo_sum_max=pairs.dur_sum.max(),
+        distinct_callees=_flag(has_out).sum(),
+        n_callback=_flag(has_out & (pairs.n > pairs.out_n)).sum(),
+        n_first_time=_flag(has_out & first_time).sum(),
     )
-    modes = [_mode(win_legs, "hour", "voc_hour"), _mode(win_legs, "day", "voc_day")]
+    parts: list[ir.Table] = [pair_agg, _mode_table(legs, keys, "hour", "voc_hour"),
+                             _mode_table(legs, keys, "day", "voc_day")]
 
-    # SIMs per IMEI and per cell (SIM banks, SIM changes in one device).
-    win_calls = _time_filter(calls, "start", start, end)
-    sims = []
-    for key_col, name in (("imei", "imei_sim_max"), ("cell_id", "cell_sim_max")):
-        used = win_calls.filter(win_calls[key_col].notnull()).select(number=win_calls.caller, key=win_calls[key_col]).distinct()
-        per_key = used.group_by("key").aggregate(sims=ibis._.number.nunique())
-        sims.append(used.join(per_key, "key").group_by("number").aggregate(**{name: ibis._.sims.max()}))
+    # Cells and cities (a city is a cell id without its last '-' segment; the regex runs per distinct cell).
+    cells = legs.filter(legs.cell.notnull()).group_by([*keys, "cell"]).aggregate(
+        ct1=legs.is_ct1.max(), out=legs.is_out.max())
+    cities = cells.mutate(city=cells.cell.re_replace(r"-[^-]*$", "")).group_by([*keys, "city"]).aggregate(
+        ct1=ibis._.ct1.max())
+    parts.append(cells.group_by(keys).aggregate(county_name_nunique=ibis._.count(), county_name_call=cells.ct1.sum(),
+                                                cell_count=cells.out.sum()))
+    parts.append(cities.group_by(keys).aggregate(city_name_nunique=ibis._.count(), city_name_call=cities.ct1.sum()))
+    imeis = legs.filter(legs.imei.notnull()).group_by([*keys, "imei"]).aggregate(
+        ct1=legs.is_ct1.max(), out=legs.is_out.max())
+    parts.append(imeis.group_by(keys).aggregate(imeis=imeis.ct1.sum(), imei_count=imeis.out.sum()))
+    # SIMs per IMEI and per cell (SIM banks, SIM changes in one device): calling SIMs on each key.
+    for table, device, name in ((imeis, "imei", "imei_sim_max"), (cells, "cell", "cell_sim_max")):
+        used = table.filter(table.out > 0)
+        per_device = used.group_by([*group, device]).aggregate(sims=ibis._.count())
+        joined = used.join(per_device, [*group, device])
+        parts.append(joined.group_by(keys).aggregate(**{name: joined.sims.max()}))
+    hours = legs.filter(legs.is_out > 0).select(*keys, "bucket").distinct()
+    parts.append(hours.group_by(keys).aggregate(active_hours=ibis._.count()))
 
-    numbers = win_legs.select("number")
-    msg_parts: list[ir.Table] = []
-    if messages is not None:
-        msgs = _time_filter(_conform(messages, MESSAGE_SCHEMA, MESSAGE_REQUIRED, "message"), "sent_at", start, end)
-        local = msgs.sent_at + offset
-        mcommon = dict(hour=local.hour(), day=local.day())
-        sms = msgs.select(number=msgs.sender, other=msgs.recipient, calltype=ibis.literal(1), **mcommon).union(
-            msgs.select(number=msgs.recipient, other=msgs.sender, calltype=ibis.literal(2), **mcommon))
-        sms_agg = sms.group_by("number").aggregate(
-            sms_count=ibis._.count(), sms_nunique=ibis._.other.nunique(),
-            calltype_2=_flag(sms.calltype == 2).sum(), sms_out=_flag(sms.calltype == 1).sum(),
-            hour_nunique=sms.hour.nunique(), day_nunique=sms.day.nunique())
-        msg_parts = [sms_agg, _mode(sms, "hour", "hour"), _mode(sms, "day", "day")]
-        numbers = numbers.union(sms.select("number"))
-        graph_edges = win_legs.select("number", "other").union(sms.select("number", "other"))
-    else:
-        graph_edges = win_legs.select("number", "other")
-    numbers = numbers.distinct()
-    edges = graph_edges.distinct()
+    numbers = agg.select(*keys)
+    edges = pairs.select(*others)
+    if sms is not None:
+        sms_agg = sms.group_by(keys).aggregate(
+            sms_count=ibis._.count(), calltype_2=_flag(sms.calltype == 2).sum(), sms_out=_flag(sms.calltype == 1).sum())
+        sms_pairs = sms.select(*others).distinct()
+        parts += [sms_agg, sms_pairs.group_by(keys).aggregate(sms_nunique=ibis._.count()),
+                  _mode_table(sms, keys, "hour", "hour"), _mode_table(sms, keys, "day", "day")]
+        numbers = numbers.union(sms_agg.select(*keys), distinct=True)
+        edges = edges.union(sms_pairs, distinct=True)
     if flagged is not None:
-        flag_set = flagged.select(other=flagged.number.cast("string")).distinct().mutate(is_flagged=ibis.literal(1))
-        edges = edges.left_join(flag_set, "other").select("number", "other", "is_flagged")
-        graph = edges.group_by("number").aggregate(degree=ibis._.count(),
-                                                   n_flagged=ibis._.is_flagged.fill_null(0).sum())
+        flag_set = _keyed(flagged.select(other=flagged.number.cast("string")), "other", key)
+        flag_set = flag_set.distinct().mutate(is_flagged=ibis.literal(1))
+        edges = edges.left_join(flag_set, "other").select(*others, "is_flagged")
+        parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(),
+                                                    n_flagged=ibis._.is_flagged.fill_null(0).sum()))
     else:
-        graph = edges.group_by("number").aggregate(degree=ibis._.count(), n_flagged=ibis._.count() * 0)
+        parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(), n_flagged=ibis._.count() * 0))
 
-    joined = numbers
-    for part in [agg, pair_agg, *modes, *sims, graph, *msg_parts]:
-        joined = joined.left_join(part, "number").drop("number_right")
-
-    if subscribers is not None:
-        subs = _conform(subscribers, SUBSCRIBER_SCHEMA, SUBSCRIBER_REQUIRED, "subscriber")
-        subs = subs.group_by("number").aggregate(activated_at=ibis._.activated_at.min())
-        joined = joined.left_join(subs, "number").drop("number_right")
-        when = as_of or end
-        ref: Any = ibis.literal(_naive_utc(when)) if when is not None else hist.start.max().as_scalar()
+    j = _join_all(numbers, [agg, *parts], keys)
+    if "win" in keys:
+        bounds = legs.select("win", "w_end")
+        if sms is not None:
+            bounds = bounds.union(sms.select("win", "w_end"))
+        j = j.join(bounds.distinct(), "win")
+        ref_time = j.w_end
+    if subscribers is not None and ref_time is not None:
+        subs = _keyed(subscribers, "number", key).group_by("number").aggregate(activated_at=ibis._.activated_at.min())
+        j = j.left_join(subs, "number").drop("number_right")
         # Whole seconds: engines differ on fractional epoch seconds (DuckDB keeps them, Spark floors).
-        sim_age = (ref.epoch_seconds().floor() - joined.activated_at.epoch_seconds().floor()).cast("float64") / 86_400.0
+        ref = j.w_end if "win" in keys else ref_time
+        sim_age: ir.Value = (ref.epoch_seconds().floor()
+                             - j.activated_at.epoch_seconds().floor()).cast("float64") / 86_400.0
     else:
         sim_age = ibis.null("float64")
+    return _final_columns(j, keys, sim_age, decode=key is not _plain_key)
 
-    j = joined
+
+def _final_columns(j: ir.Table, keys: list[str], sim_age: ir.Value, decode: bool) -> ir.Table:
     f64 = "float64"
 
     def col(name: str) -> ir.Value:
         return j[name] if name in j.columns else ibis.null(f64)
 
+    def voice_count(name: str) -> ir.Value:
+        # Distinct counts kept in their own tables: 0 for a number with voice legs but none counted,
+        # NULL for a number seen only in SMS (as a count over its no voice legs would be).
+        return ibis.ifelse(col("opposite_count").isnull(), ibis.null(f64), col(name).cast(f64).fill_null(0.0))
+
     zero_if_null = {c: col(c).cast(f64).fill_null(0.0) for c in ("sms_count", "sms_out", "calltype_2")}
-    out: dict[str, ir.Value] = {
-        "number": j.number,
+    out: dict[str, ir.Value] = {k: j[k] for k in keys}
+    if decode:
+        out["number"] = _number_of_key(j.number)
+    if "win" in keys:
+        out["window_end"] = j.w_end
+    out.update({
         "opposite_count": col("opposite_count").cast(f64),
         "opposite_unique": col("opposite_unique").cast(f64),
         "voccalltype1": col("voccalltype1").cast(f64),
-        "imeis": col("imeis").cast(f64),
+        "imeis": voice_count("imeis"),
         "voc_calltype1": _share(col("voccalltype1"), col("opposite_count")),
-        "city_name_call": col("city_name_call").cast(f64),
-        "county_name_call": col("county_name_call").cast(f64),
-    }
+        "city_name_call": voice_count("city_name_call"),
+        "county_name_call": voice_count("county_name_call"),
+    })
     for name in ("phone2opposite_mean", "phone2opposite_median", "phone2opposite_max", "phone2oppo_sum_mean",
                  "phone2oppo_sum_median", "phone2oppo_sum_max", "call_dur_mean", "call_dur_median",
-                 "call_dur_max", "call_dur_min", "city_name_nunique", "county_name_nunique",
-                 "calltype_id_unique", "voc_hour_mode", "voc_hour_mode_count", "voc_hour_nunique",
+                 "call_dur_max", "call_dur_min", "calltype_id_unique", "voc_hour_mode", "voc_hour_mode_count", "voc_hour_nunique",
                  "voc_day_mode", "voc_day_mode_count", "voc_day_nunique"):
         out[name] = col(name).cast(f64)
+    out["city_name_nunique"] = voice_count("city_name_nunique")
+    out["county_name_nunique"] = voice_count("county_name_nunique")
     out["sms_count"] = zero_if_null["sms_count"]
     out["sms_nunique"] = col("sms_nunique").cast(f64).fill_null(0.0)
     out["sms_rate"] = _share(col("sms_count"), col("sms_nunique"))
@@ -392,7 +520,112 @@ def number_features(calls: ir.Table, messages: ir.Table | None = None, subscribe
         "degree": col("degree").cast(f64).fill_null(0.0),
         "flagged_neighbour_share": _share(col("n_flagged"), col("degree")).fill_null(0.0),
     })
-    return j.select(**out)
+    lead = [k for k in out if k not in FEATURE_COLUMNS]
+    return j.select(**{k: out[k] for k in [*lead, *FEATURE_COLUMNS]})
+
+
+def _materialise(table: ir.Table, materialise: bool) -> ir.Table:
+    # The legs are read by a dozen aggregates: computing them once (a temp table in DuckDB, a cached
+    # DataFrame in Spark) instead of re-scanning and re-unioning the input each time is most of the speed.
+    if not materialise:
+        return table
+    backend = table._find_backend()
+    if backend.name == "duckdb":
+        # A plain temporary table (dropped with the connection): Ibis' own cache() finaliser emits SQL
+        # that DuckDB 2 rejects.
+        name = _unique_name("legs")
+        backend.create_table(name, table, temp=True)
+        return backend.table(name)
+    return table.cache()
+
+
+def number_features(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None,
+                    *, start: datetime | None = None, end: datetime | None = None,
+                    as_of: datetime | None = None, flagged: ir.Table | None = None,
+                    utc_offset_hours: int = 0, materialise: bool = True, int_keys: bool | None = None) -> ir.Table:
+    """The Ibis expression of every feature in :data:`FEATURE_COLUMNS`, one row per number.
+
+    ``calls``/``messages``/``subscribers`` are Ibis tables of one backend. Window ``(start, end]``;
+    ``as_of`` (default ``end``) is when SIM age is measured; ``flagged`` is a one-column table
+    ``number`` of numbers already flagged (for ``flagged_neighbour_share``). With ``materialise``
+    the window legs are computed once into a temporary table of the backend. ``int_keys``: group
+    on integer keys made from the numbers (``None``: when every number maps exactly, checked first).
+    """
+    calls = _conform(calls, CALL_SCHEMA, CALL_REQUIRED, "call", CALL_DEFAULTS)
+    offset = ibis.interval(hours=utc_offset_hours)
+    hist = _time_filter(calls, "start", None, end)
+    msgs = None
+    if messages is not None:
+        msgs = _time_filter(_conform(messages, MESSAGE_SCHEMA, MESSAGE_REQUIRED, "message"), "sent_at", start, end)
+    win_calls = _time_filter(calls, "start", start, end)
+    sms_src = msgs
+    legs, sms, key = _keyed_legs(
+        lambda k, c: _legs(win_calls, offset, k, c),
+        (lambda k, c: _sms_legs(sms_src, offset, k, c)) if sms_src is not None else None, materialise, int_keys)
+    subs = _conform(subscribers, SUBSCRIBER_SCHEMA, SUBSCRIBER_REQUIRED, "subscriber") if subscribers is not None \
+        else None
+    when = as_of or end
+    ref: Any = ibis.literal(_naive_utc(when)) if when is not None else hist.start.max().as_scalar()
+    win_start = ibis.literal(_naive_utc(start)) if start is not None else None
+    first = _first_calls(hist, key) if start is not None else None
+    return _aggregate_features(legs, sms, ["number"], win_start=win_start, ref_time=ref, first_calls=first,
+                               subscribers=subs, flagged=flagged, key=key)
+
+
+
+def sliding_features(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None, *,
+                     first_end: datetime, last_end: datetime, window: timedelta = timedelta(hours=1),
+                     step: timedelta = timedelta(minutes=15), utc_offset_hours: int = 0,
+                     materialise: bool = True, int_keys: bool | None = None) -> ir.Table:
+    """Features of every window ``(e - window, e]`` for ``e = first_end, first_end + step, ... <= last_end``,
+    one row per (window, active number), in one query: columns ``win`` (0, 1, ...), ``window_end``,
+    ``number`` and :data:`FEATURE_COLUMNS`.
+
+    Each leg is assigned to the (window / step + 1 at most) windows that contain it by an equi-join
+    on the window index (exact timestamp bounds are then checked), so every feature, medians and
+    distinct counts included, is exactly the one :func:`number_features` gives for that window;
+    the work is a few times one pass over the records instead of one pass per window.
+    """
+    if step <= timedelta(0) or window <= timedelta(0):
+        raise FeatureInputError("window and step must be positive")
+    calls = _conform(calls, CALL_SCHEMA, CALL_REQUIRED, "call", CALL_DEFAULTS)
+    offset = ibis.interval(hours=utc_offset_hours)
+    first_end_n, last_end_n = _naive_utc(first_end), _naive_utc(last_end)
+    n_windows = int((last_end_n - first_end_n) // step) + 1
+    windows = ibis.memtable(pd.DataFrame({
+        "win": list(range(n_windows)),
+        "w_start": pd.to_datetime([first_end_n + i * step - window for i in range(n_windows)]).astype("datetime64[us]"),
+        "w_end": pd.to_datetime([first_end_n + i * step for i in range(n_windows)]).astype("datetime64[us]"),
+    }))
+    span = int(window // step) + 2
+    offsets = ibis.memtable(pd.DataFrame({"k": list(range(-1, span + 1))}))
+    step_s = step.total_seconds()
+    origin = ibis.literal(first_end_n)
+
+    def expand(table: ir.Table) -> ir.Table:
+        # Index of the first window whose end is at or after the record, up to one off (checked exactly below).
+        idx = ((table.start.epoch_seconds() - origin.epoch_seconds()) / step_s).ceil().cast("int64")
+        tagged = table.mutate(_b=idx).cross_join(offsets)
+        tagged = tagged.mutate(win=tagged._b + tagged.k).drop("_b", "k")
+        inwin = tagged.join(windows, "win")
+        return inwin.filter((inwin.start > inwin.w_start) & (inwin.start <= inwin.w_end))
+
+    lo = first_end_n - window
+    recent = _time_filter(calls, "start", lo, last_end_n)
+    msgs = None
+    if messages is not None:
+        msgs = _time_filter(_conform(messages, MESSAGE_SCHEMA, MESSAGE_REQUIRED, "message"), "sent_at", lo,
+                            last_end_n)
+    sms_src = msgs
+    legs, sms, key = _keyed_legs(
+        lambda k, c: expand(_legs(recent, offset, k, c)),
+        (lambda k, c: expand(_sms_legs(sms_src, offset, k, c))) if sms_src is not None else None, materialise,
+        int_keys)
+    subs = _conform(subscribers, SUBSCRIBER_SCHEMA, SUBSCRIBER_REQUIRED, "subscriber") if subscribers is not None \
+        else None
+    first = _first_calls(_time_filter(calls, "start", None, last_end_n), key)
+    return _aggregate_features(legs, sms, ["number", "win"], win_start=legs.w_start, ref_time=None,
+                               first_calls=first, subscribers=subs, flagged=None, key=key)
 
 
 # --- engines -------------------------------------------------------------------------------------
@@ -493,6 +726,11 @@ def _table_from_frame(con: Any, frame: pd.DataFrame, what: str) -> ir.Table:
     return con.table(name)
 
 
+def to_frame(expr: ir.Table) -> pd.DataFrame:
+    """Execute to pandas through Arrow (several times faster than Ibis' own per-column conversion)."""
+    return expr.to_pyarrow().to_pandas()
+
+
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
@@ -512,7 +750,7 @@ def compute_features(calls: Any, messages: Any = None, subscribers: Any = None, 
     expr = number_features(calls_t, msgs_t, subs_t, start=start, end=end, as_of=as_of, flagged=flagged_t,
                            utc_offset_hours=utc_offset_hours)
     try:
-        frame = expr.order_by("number").to_pandas()
+        frame = to_frame(expr.order_by("number"))
     except FeatureInputError:
         raise
     except Exception as exc:
@@ -546,7 +784,7 @@ def write_features(calls: Any, output: Path, messages: Any = None, subscribers: 
             sql = ibis.to_sql(expr, dialect="duckdb")
             con.raw_sql(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT {fmt})")
             reader = "read_parquet" if output.suffix.lower() == ".parquet" else "read_csv"
-            rows = int(con.con.execute(f"SELECT count(*) FROM {reader}('{_sql_path(tmp)}')").fetchone()[0])
+            rows = int(con.con.execute(f"SELECT count(*) FROM {reader}('{_sql_path(tmp)}')").fetchall()[0][0])
         except Exception as exc:
             tmp.unlink(missing_ok=True)
             raise FeatureInputError(f"feature computation failed: {exc}") from exc

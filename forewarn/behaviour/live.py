@@ -102,25 +102,167 @@ def window_features(out_legs: Iterable[OutLeg], in_legs: Iterable[InLeg], sms_ou
     return values
 
 
+# A folded outgoing leg: (t, callee, imei, cell, clock hour, is first call to callee, flags); the
+# flags are added to / subtracted from the running counters as the leg enters / leaves the window.
+_Flags = tuple[int, int, int, int, int, int, int, int]  # short, unanswered, one-ring, night, intl, roam, roam-home, spoof
+_Out = tuple[float, str, str | None, str | None, int, bool, _Flags]
+_In = tuple[float, str, int]  # (t, caller, arrived over an international trunk)
+_NO_FLAGS: _Flags = (0, 0, 0, 0, 0, 0, 0, 0)
+_FOLD_AT = 256  # fold a number's pending events once this many wait (bounds memory for numbers never asked about)
+
+
+def _inc(counts: dict[Any, int], key: Any) -> bool:
+    """Count one more ``key``; True when it is new."""
+    n = counts.get(key, 0)
+    counts[key] = n + 1
+    return n == 0
+
+
+def _dec(counts: dict[Any, int], key: Any) -> bool:
+    """Count one less ``key``; True when it is gone."""
+    n = counts[key] - 1
+    if n:
+        counts[key] = n
+        return False
+    del counts[key]
+    return True
+
+
 class _NumberState:
-    __slots__ = ("first_out", "inc", "out", "sms_in", "sms_out")
+    """One number's window: events waiting to be folded, folded events still in the window, and
+    running counters over the folded ones (so a look-up is O(1) after the fold)."""
+
+    __slots__ = ("callees", "callers", "cells", "first_out", "firsts", "flags", "hours", "imeis", "n_cb",
+                 "n_intl_in", "newest", "pend_in", "pend_out", "sms_in", "sms_out", "win_in", "win_out")
 
     def __init__(self) -> None:
-        self.out: deque[OutLeg] = deque()
-        self.inc: deque[InLeg] = deque()
+        self.pend_out: list[tuple[Any, ...]] = []
+        self.pend_in: list[tuple[float, str, str]] = []
+        self.win_out: deque[_Out] = deque()
+        self.win_in: deque[_In] = deque()
         self.sms_out: deque[float] = deque()
         self.sms_in: deque[float] = deque()
         self.first_out: dict[str, float] = {}
+        self.flags = [0, 0, 0, 0, 0, 0, 0, 0]
+        self.n_intl_in = 0
+        self.n_cb = 0  # callees who also called: |callees & callers|
+        self.callees: dict[str, int] = {}
+        self.callers: dict[str, int] = {}
+        self.firsts: dict[str, int] = {}
+        self.imeis: dict[str, int] = {}
+        self.cells: dict[str, int] = {}
+        self.hours: dict[int, int] = {}
+        self.newest = float("-inf")
+
+    def fold(self, night_offset_s: float) -> None:
+        """Move pending events into the window counters (in arrival order)."""
+        if self.pend_out:
+            first, flags, callees, callers, firsts = self.first_out, self.flags, self.callees, self.callers, self.firsts
+            imeis, cells, hours, win = self.imeis, self.cells, self.hours, self.win_out
+            for t, callee, dur, ring, ingress, own, other, imei, cell in self.pend_out:
+                seen = first.get(callee)
+                is_first = seen is None or seen > t
+                if is_first:
+                    first[callee] = t
+                    _inc(firsts, callee)
+                same = own is not None and own == other
+                local_hour = int(((t + night_offset_s) // 3600) % 24)
+                roam = ingress == "roaming"
+                f: _Flags = (int(dur < SHORT_CALL_S), int(dur == 0),
+                             int(dur == 0 and ring is not None and ring <= ONE_RING_S),
+                             int(NIGHT_HOURS[0] <= local_hour < NIGHT_HOURS[1]),
+                             int(own is not None and other is not None and own != other), int(roam),
+                             int(roam and same), int(ingress == "international" and same))
+                if f != _NO_FLAGS:
+                    for i, v in enumerate(f):
+                        flags[i] += v
+                if _inc(callees, callee) and callee in callers:
+                    self.n_cb += 1
+                if imei is not None:
+                    _inc(imeis, imei)
+                if cell is not None:
+                    _inc(cells, cell)
+                hour = math.floor(t / 3600.0)
+                _inc(hours, hour)
+                win.append((t, callee, imei, cell, hour, is_first, f))
+            self.pend_out = []
+        if self.pend_in:
+            callees, callers, win_in = self.callees, self.callers, self.win_in
+            for t, caller, ingress in self.pend_in:
+                intl = int(ingress == "international")
+                self.n_intl_in += intl
+                if _inc(callers, caller) and caller in callees:
+                    self.n_cb += 1
+                win_in.append((t, caller, intl))
+            self.pend_in = []
+
+    def evict(self, horizon: float) -> None:
+        """Drop folded events at or before ``horizon`` from the window counters."""
+        win, flags = self.win_out, self.flags
+        callees, callers = self.callees, self.callers
+        while win and win[0][0] <= horizon:
+            _, callee, imei, cell, hour, is_first, f = win.popleft()
+            if f != _NO_FLAGS:
+                for i, v in enumerate(f):
+                    flags[i] -= v
+            if _dec(callees, callee) and callee in callers:
+                self.n_cb -= 1
+            if is_first:
+                _dec(self.firsts, callee)
+            if imei is not None:
+                _dec(self.imeis, imei)
+            if cell is not None:
+                _dec(self.cells, cell)
+            _dec(self.hours, hour)
+        win_in = self.win_in
+        while win_in and win_in[0][0] <= horizon:
+            _, caller, intl = win_in.popleft()
+            self.n_intl_in -= intl
+            if _dec(callers, caller) and caller in callees:
+                self.n_cb -= 1
+        for sq in (self.sms_out, self.sms_in):
+            while sq and sq[0] <= horizon:
+                sq.popleft()
+
+    def counted(self) -> dict[str, float]:
+        """The live features from the running counters (window = the folded, unevicted events)."""
+        n_out, n_in, distinct = len(self.win_out), len(self.win_in), len(self.callees)
+        short, unans, ring, night, intl, roam, roam_home, spoof = self.flags
+        nan = float("nan")
+        return {
+            "calls_out": float(n_out), "calls_in": float(n_in), "distinct_callees": float(distinct),
+            "short_call_share": short / n_out if n_out else nan,
+            "unanswered_share": unans / n_out if n_out else nan,
+            "one_ring_share": ring / n_out if n_out else nan,
+            "callback_rate": self.n_cb / distinct if distinct else nan,
+            "first_time_callee_share": len(self.firsts) / distinct if distinct else nan,
+            "distinct_callees_per_hour": distinct / len(self.hours) if self.hours else nan,
+            "night_share": night / n_out if n_out else nan, "intl_share": intl / n_out if n_out else nan,
+            "intl_in_share": self.n_intl_in / n_in if n_in else nan,
+            "roaming_share": roam / n_out if n_out else nan,
+            "roaming_home_share": roam_home / n_out if n_out else nan, "spoofed_cli_calls": float(spoof),
+            "imei_count": float(len(self.imeis)), "cell_count": float(len(self.cells)),
+            "sms_out": float(len(self.sms_out)), "sms_in": float(len(self.sms_in)),
+        }
 
 
 class LiveCounters:
-    """In-process window counters. Not thread-safe: one instance per worker (use Redis to share)."""
+    """In-process window counters. Not thread-safe: one instance per worker (use Redis to share).
+
+    ``observe_*`` only appends the event to its numbers (a few hundred nanoseconds); the running
+    counters of a number are brought up to date when it is looked up (each event is folded in once
+    and evicted once), so a look-up costs microseconds however busy the number is. Look-ups are
+    expected at non-decreasing times, as a firewall makes them; a look-up at an earlier time than
+    the number's newest event is answered by scanning the events still held (exact up to one
+    window before the number's newest event, unless a later look-up already moved past them).
+    """
 
     def __init__(self, window_s: float = 3600.0, *, utc_offset_hours: int = 0) -> None:
         if window_s <= 0:
             raise ValueError("window_s must be positive")
         self.window_s = float(window_s)
         self.utc_offset_hours = utc_offset_hours
+        self._offset_s = utc_offset_hours * 3600.0
         self._numbers: dict[str, _NumberState] = {}
         self._latest = float("-inf")
 
@@ -129,14 +271,6 @@ class LiveCounters:
         if state is None:
             state = self._numbers[number] = _NumberState()
         return state
-
-    def _evict(self, state: _NumberState, horizon: float) -> None:
-        for dq in (state.out, state.inc):
-            while dq and dq[0][0] <= horizon:
-                dq.popleft()
-        for sq in (state.sms_out, state.sms_in):
-            while sq and sq[0] <= horizon:
-                sq.popleft()
 
     def observe_call(self, rec: CallRecord) -> None:
         self.observe_call_fields(rec.caller, rec.callee, rec.start.timestamp(), rec.duration_s, rec.ring_s,
@@ -150,25 +284,34 @@ class LiveCounters:
         """The fast path: one call given as plain values (``t`` in epoch seconds)."""
         if t > self._latest:
             self._latest = t
-        horizon = t - self.window_s
-        state = self._numbers.get(caller) or self._state(caller)
-        out = state.out
-        out.append((t, callee, duration_s, ring_s, ingress, caller_country, callee_country, imei, cell_id))
-        if out[0][0] <= horizon:
-            self._evict(state, horizon)
-        first = state.first_out
-        if callee not in first or first[callee] > t:
-            first[callee] = t
-        other = self._numbers.get(callee) or self._state(callee)
-        other.inc.append((t, caller, ingress))
-        if other.inc[0][0] <= horizon:
-            self._evict(other, horizon)
+        numbers = self._numbers
+        state = numbers.get(caller)
+        if state is None:
+            state = numbers[caller] = _NumberState()
+        pend = state.pend_out
+        pend.append((t, callee, duration_s, ring_s, ingress, caller_country, callee_country, imei, cell_id))
+        if t > state.newest:
+            state.newest = t
+        if len(pend) >= _FOLD_AT:
+            state.fold(self._offset_s)
+            state.evict(t - 2 * self.window_s)  # keep one window of past for late look-ups
+        other = numbers.get(callee)
+        if other is None:
+            other = numbers[callee] = _NumberState()
+        pend_in = other.pend_in
+        pend_in.append((t, caller, ingress))
+        if t > other.newest:
+            other.newest = t
+        if len(pend_in) >= _FOLD_AT:
+            other.fold(self._offset_s)
+            other.evict(t - 2 * self.window_s)
 
     def observe_message(self, msg: Message) -> None:
         t = msg.sent_at.timestamp()
         self._latest = max(self._latest, t)
-        self._state(msg.sender).sms_out.append(t)
-        self._state(msg.recipient).sms_in.append(t)
+        for state, queue in ((self._state(msg.sender), "sms_out"), (self._state(msg.recipient), "sms_in")):
+            getattr(state, queue).append(t)
+            state.newest = max(state.newest, t)
 
     def observe_many(self, events: Iterable[CallRecord | Message]) -> int:
         n = 0
@@ -186,9 +329,30 @@ class LiveCounters:
         if hi is None or hi == float("-inf"):
             hi = 0.0
         lo = hi - self.window_s
-        state = self._numbers.get(number) or _NumberState()
-        return window_features(state.out, state.inc, state.sms_out, state.sms_in, state.first_out, lo, hi,
-                               self.utc_offset_hours)
+        state = self._numbers.get(number)
+        if state is None:
+            state = _NumberState()
+        state.fold(self._offset_s)
+        if hi >= state.newest:
+            state.evict(lo)
+            return state.counted()
+        # Asked about the past: count the events of (lo, hi] that are still held.
+        out_legs = [(t, callee, 0.0, None, "", None, None, imei, cell) for t, callee, imei, cell, _, _, _ in
+                    state.win_out]
+        values = window_features(out_legs, [(t, c, "") for t, c, _ in state.win_in], state.sms_out,
+                                 state.sms_in, state.first_out, lo, hi, self.utc_offset_hours)
+        inside = [leg for leg in state.win_out if lo < leg[0] <= hi]
+        n_out = len(inside)
+        sums = [sum(leg[6][i] for leg in inside) for i in range(8)]
+        n_in = values["calls_in"]
+        intl_in = sum(intl for t, _, intl in state.win_in if lo < t <= hi)
+        nan = float("nan")
+        for name, i in (("short_call_share", 0), ("unanswered_share", 1), ("one_ring_share", 2), ("night_share", 3),
+                        ("intl_share", 4), ("roaming_share", 5), ("roaming_home_share", 6)):
+            values[name] = sums[i] / n_out if n_out else nan
+        values["spoofed_cli_calls"] = float(sums[7])
+        values["intl_in_share"] = intl_in / n_in if n_in else nan
+        return values
 
     def numbers(self) -> list[str]:
         return list(self._numbers)

@@ -44,6 +44,11 @@ class Artifact:
     call_threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Row-major weights: a sparse-times-dense product with a column-major matrix copies all of
+        # it (2^15 x K floats) on every call.
+        self.w_cat = np.ascontiguousarray(self.w_cat, dtype=np.float32)
+
     def save(self, path: Path) -> None:
         header = {"format": FORMAT_VERSION, "hash_bits": HASH_BITS, "fraud_bits": FRAUD_BITS, "cat_bits": CAT_BITS,
                   "dense_codes": list(DENSE_CODES), "categories": self.categories, "b_bin": self.b_bin,
@@ -72,7 +77,8 @@ class Artifact:
         return cls(arrays["w_bin"].astype(np.float64), arrays["d_bin"].astype(np.float64), float(header["b_bin"]),
                    (float(header["platt"][0]), float(header["platt"][1])),
                    arrays["w_fraud"].astype(np.float64), arrays["d_fraud"].astype(np.float64), float(header["b_fraud"]),
-                   arrays["w_cat"].astype(np.float32), arrays["d_cat"].astype(np.float32), arrays["b_cat"],
+                   np.ascontiguousarray(arrays["w_cat"], dtype=np.float32),
+                   np.ascontiguousarray(arrays["d_cat"], dtype=np.float32), arrays["b_cat"],
                    list(header["categories"]), float(header["threshold"]), float(header["call_threshold"]),
                    dict(header.get("meta", {})))
 

@@ -10,7 +10,9 @@ neighbours map to tl and id. Anything else is ``und`` (undetermined).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+import numpy as np
 import pycld2
 
 LANGUAGES: tuple[str, ...] = ("zh", "en", "th", "vi", "id", "ms", "tl", "my", "km", "lo")
@@ -27,6 +29,14 @@ _SCRIPTS = (
     ("zh", re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")),
 )
 _LATIN_LETTER = re.compile("[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+# The same script classes as code-point ranges, for counting a whole batch at once with numpy:
+# class 0 = other, 1..5 = th, lo, my, km, zh (order of _SCRIPTS), 6 = Latin letter.
+_RANGES = [(0x41, 0x5A, 6), (0x61, 0x7A, 6), (0xC0, 0x24F, 6), (0xE00, 0xE7F, 1), (0xE80, 0xEFF, 2),
+           (0x1000, 0x109F, 3), (0x1780, 0x17FF, 4), (0x19E0, 0x19FF, 4), (0x1E00, 0x1EFF, 6),
+           (0x3400, 0x4DBF, 5), (0x4E00, 0x9FFF, 5), (0xAA60, 0xAA7F, 3), (0xF900, 0xFAFF, 5)]
+_EDGES = np.array([edge for lo, hi, _ in _RANGES for edge in (lo, hi + 1)], dtype=np.uint32)
+_CLASS_AT = np.array([0] + [c for _, _, c in _RANGES for c in (c, 0)], dtype=np.int64)
+_N_CLASSES = 7
 
 
 def detect_language(text: str) -> str:
@@ -49,7 +59,52 @@ def detect_language(text: str) -> str:
     return _latin_language(text)
 
 
+def _by_script(counts: Sequence[int]) -> str | None:
+    """The language decided by script counts (th, lo, my, km, zh, Latin), or None to ask CLD2."""
+    best, best_count = "", 0
+    for (lang, _), count in zip(_SCRIPTS, counts[:5], strict=True):
+        if count > best_count:
+            best, best_count = lang, int(count)
+    latin = int(counts[5])
+    if best and (best == "zh" and best_count * 3 >= latin or best_count >= latin):
+        return best
+    return None
+
+
+def detect_languages(texts: Sequence[str]) -> list[str]:
+    """:func:`detect_language` for a batch: script counts for every non-ASCII text in one numpy
+    pass (no per-text regexes); CLD2 only for texts the script does not decide."""
+    out: list[str | None] = [None] * len(texts)
+    wide = [i for i, t in enumerate(texts) if not t.isascii()]
+    if wide:
+        joined = "\x00".join(texts[i] for i in wide)
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        lengths = np.fromiter((len(texts[i]) + 1 for i in wide), dtype=np.int64, count=len(wide))
+        doc = np.repeat(np.arange(len(wide), dtype=np.int64), lengths)[: len(cp)]
+        cls = _CLASS_AT[np.searchsorted(_EDGES, cp, side="right")]
+        counts = np.bincount(doc * _N_CLASSES + cls, minlength=len(wide) * _N_CLASSES).reshape(len(wide), _N_CLASSES)
+        for row, i in enumerate(wide):
+            out[i] = _by_script(counts[row, 1:].tolist())
+    return [lang if lang is not None else _latin_language(texts[i]) for i, lang in enumerate(out)]
+
+
+# Tagalog function words and particles. CLD2 reads code-switched Taglish (the usual Filipino SMS)
+# as English; two or more of these words decide Tagalog. None is an English or Malay word.
+_TL_WORDS = frozenset(["ang", "ng", "mga", "sa", "ko", "mo", "po", "naman", "lang", "yung", "ito", "iyong", "iyo", "ka", "kayo", "kami", "namin", "natin", "niyo", "nasa", "ikaw", "ako", "siya", "hindi", "wala", "walang", "may", "mag", "ngayon", "din", "rin", "pa", "ba", "kasi", "dito", "diyan", "pag", "kung", "para", "pero", "tapos", "sayo", "sakin", "amin", "atin", "muna", "na"])
+
+
+def _tagalog_words(text: str) -> int:
+    return sum(1 for word in text.lower().replace(",", " ").replace(".", " ").split() if word in _TL_WORDS)
+
+
 def _latin_language(text: str) -> str:
+    code = _cld2_language(text)
+    if code in ("en", UNDETERMINED) and _tagalog_words(text) >= 2:
+        return "tl"
+    return code
+
+
+def _cld2_language(text: str) -> str:
     try:
         reliable, _, details = pycld2.detect(text, bestEffort=True)
     except (pycld2.error, UnicodeEncodeError):

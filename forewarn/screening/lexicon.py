@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 from typing import Any
 
 import ahocorasick_rs
@@ -32,6 +33,8 @@ DERIVED_CUES: dict[str, str] = {
     "url.ip": "link to a bare IP address",
     "url.risky_tld": "link on a top-level domain much used for scams",
     "url.apk": "link to an Android package file",
+    "url.bait_words": "link whose host is built from bait words (verify, secure, claim, ...) or many hyphens",
+    "url.not_https": "link without https (plain http or no scheme)",
     "phone.present": "contains a phone number",
     "money.amount": "mentions an amount of money",
     "crypto.wallet": "contains a cryptocurrency wallet address",
@@ -97,6 +100,29 @@ class CueMatcher:
                 if end < n and not self._prefix[pid] and _is_word_char(folded[end]):
                     continue
             found.update(self._ids[pid])
+        return found
+
+    def find_many(self, folded: list[str]) -> list[set[int]]:
+        """:meth:`find` for a batch in one automaton pass over all texts joined by NUL (which no
+        term contains and which is not a word character, so matches never span two texts)."""
+        found: list[set[int]] = [set() for _ in folded]
+        if not folded:
+            return found
+        joined = "\x00".join(folded)
+        starts = list(accumulate((len(t) + 1 for t in folded[:-1]), initial=0))
+        n = len(joined)
+        bounded, prefix, ids = self._bounded, self._prefix, self._ids
+        doc = 0
+        for pid, start, end in self._ac.find_matches_as_indexes(joined):
+            if bounded[pid]:
+                if start > 0 and _is_word_char(joined[start - 1]):
+                    continue
+                if end < n and not prefix[pid] and _is_word_char(joined[end]):
+                    continue
+            # Matches come in text order, so the owning text only moves forward.
+            while doc + 1 < len(starts) and starts[doc + 1] <= start:
+                doc += 1
+            found[doc].update(ids[pid])
         return found
 
 

@@ -62,6 +62,8 @@ _DEFANG_CHEAP = ("xx", "XX", "**", "[", "(", "{", "<", "dot", "DOT", "Dot", "。
 _SPACED_PRE = re.compile(r" [^\W_] [^\W_] ")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _COMBINING = re.compile("[\u0300-\u036f]")
+# One pass that says whether any of the per-character repairs below can apply (most messages: no).
+_SUSPECT = re.compile("[\ud800-\udfff" + _INVISIBLE + "".join(_CONFUSABLES) + "]")
 _COMPAT_RUN = re.compile(
     "[\u00a0\u00b2\u00b3\u00b9\u00bc-\u00be\u2000-\u200a\u2024\u2070-\u209f\u2100-\u214f\u2150-\u218f"
     "\u2460-\u24ff\u3000\u3200-\u33ff\ufb00-\ufb4f\ufe30-\ufe6f\uff00-\uffef"
@@ -122,7 +124,7 @@ def normalise(text: str) -> Normalised:
     ['obfuscation.defanged', 'obfuscation.homoglyph', 'obfuscation.leet']
     """
     tricks: list[str] = []
-    if not text.isascii():
+    if not text.isascii() and (_SUSPECT.search(text) or not unicodedata.is_normalized("NFKC", text)):
         if _SURROGATE.search(text):
             text = _SURROGATE.sub("\ufffd", text)
         if _INVISIBLE_RE.search(text):
@@ -145,7 +147,8 @@ def normalise(text: str) -> Normalised:
     collapsed = text
     if " " in text and _SPACED_PRE.search(text):
         collapsed = _SPACED.sub(_collapse_spaced, collapsed)
-    if sum(collapsed.count(sep) for sep in ".-*_") >= 3 and _DOTTED.search(collapsed):
+    if collapsed.count(".") + collapsed.count("-") + collapsed.count("*") + collapsed.count("_") >= 3 \
+            and _DOTTED.search(collapsed):
         collapsed = _DOTTED.sub(_collapse_dotted, collapsed)
     if collapsed != text:
         tricks.append("obfuscation.spacing")

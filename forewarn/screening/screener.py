@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from forewarn.screening.artifact import CAT_BITS, FRAUD_BITS, Artifact, default_artifact_path
-from forewarn.screening.features import Prepared, bucket, hashed_batch, linear_scores, prepare
+from forewarn.screening.features import Prepared, bucket, hashed_batch, linear_scores, prepare, prepare_many
 from forewarn.screening.indicators import extract
 from forewarn.screening.knowledge import scam_types
 from forewarn.screening.langid import LANGUAGES, UNDETERMINED
@@ -98,8 +98,17 @@ class Screener:
         rows = np.arange(batch.size) if categories == "all" else \
             np.flatnonzero(score >= a.threshold) if categories == "positives" else np.zeros(0, np.int64)
         if len(rows):
-            keep = np.isin(batch.doc, rows)
-            grams = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (batch.doc[keep], bucket(batch.hashes[keep], CAT_BITS))),
+            # Scam-type scores for the selected rows: n-grams come grouped by message, so the CSR
+            # matrix is built from counts alone (duplicates and unsorted columns are fine for a product).
+            if batch.size <= 4:  # one message (screen_one, call turns): a direct gather is cheapest
+                for row in rows:
+                    mine = batch.doc == row
+                    cat[row] = a.w_cat[bucket(batch.hashes[mine], CAT_BITS)].sum(axis=0) * np.float32(batch.inv_norm[row]) \
+                        + batch.dense[row] @ a.d_cat + a.b_cat
+                return score, p_fraud, cat
+            indptr = np.zeros(batch.size + 1, dtype=np.int64)
+            np.cumsum(np.bincount(batch.doc, minlength=batch.size), out=indptr[1:])
+            grams = sp.csr_matrix((np.ones(len(batch.doc), np.float32), bucket(batch.hashes, CAT_BITS), indptr),
                                   shape=(batch.size, 1 << CAT_BITS))
             cat[rows] = (grams[rows] @ a.w_cat) * batch.inv_norm[rows, None].astype(np.float32) \
                 + batch.dense[rows] @ a.d_cat + a.b_cat
@@ -130,7 +139,9 @@ class Screener:
     def screen_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[ScreenResult]:
         """Screen a batch, in order. Items are texts or mappings with ``text`` and optional ``id``,
         ``lang``, ``channel``."""
-        prepared: list[Prepared] = []
+        texts: list[str] = []
+        langs: list[str | None] = []
+        channels: list[str] = []
         ids: list[str | None] = []
         for n, item in enumerate(items):
             if isinstance(item, str):
@@ -146,13 +157,15 @@ class Screener:
                 text, lang, channel = _check(text, lang, channel)
             except ScreeningInputError as exc:
                 raise ScreeningInputError(f"item {n}: {exc}") from None
-            prepared.append(prepare(text, lang, channel))
+            texts.append(text)
+            langs.append(lang)
+            channels.append(channel)
             ids.append(ident)
-        return self._results(prepared, ids)
+        return self._results(prepare_many(texts, langs, channels), ids)
 
     def scores(self, texts: Sequence[str], channel: str = "sms") -> np.ndarray:
         """Calibrated P(fraud or spam) only — the fast path for evaluation and benchmarks."""
-        return self.probabilities([prepare(t, None, channel) for t in texts], categories="none")[0]
+        return self.probabilities(prepare_many(texts, None, [channel] * len(texts)), categories="none")[0]
 
 
 @cache

@@ -20,12 +20,22 @@ def _col(features: pd.DataFrame, name: str, fill: float = np.nan) -> np.ndarray:
 
 
 def _result(flag: np.ndarray, score: np.ndarray, parts: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
-    reasons = [[code for code, mask in parts if mask[i]] if flag[i] else [] for i in range(len(flag))]
+    # Reasons only for flagged rows (few): a Python list per row would dominate the cost on large inputs.
+    reasons: list[list[str]] = [[] for _ in range(len(flag))]
+    for i in np.flatnonzero(flag):
+        reasons[i] = [code for code, mask in parts if mask[i]]
     return pd.DataFrame({"score": np.where(flag, np.clip(score, 0.0, 1.0), 0.0), "reasons": reasons})
 
 
 class MassDiallingFreshSim(Detector):
-    """Preparation/attack stage: a (fresh) SIM calling many numbers it never called, rarely returned."""
+    """Preparation/attack stage: a (fresh) SIM contacting many numbers it never contacted, rarely returned.
+
+    DOMAIN.md: SIM age of days, hundreds of distinct callees a day (so ten or more in one busy
+    hour), almost none called before, low answer and call-back rates, short calls, few incoming.
+    The same pattern over SMS (a fresh SIM texting many numbers, none answering) is the SMS blast
+    of a phishing run. Ordinary new subscribers call or text a few people, who answer and reply;
+    busy legitimate callers use established SIMs and hold real conversations.
+    """
 
     name: ClassVar[str] = "behaviour.mass_dialling"
     scam_type: ClassVar[str | None] = None
@@ -33,61 +43,78 @@ class MassDiallingFreshSim(Detector):
         "behaviour.mass_dialling.many_new_callees": "many distinct callees in the window, almost all called for the first time",
         "behaviour.mass_dialling.fresh_sim": "SIM activated at most 30 days before",
         "behaviour.mass_dialling.low_callback": "at most 15% of callees called back",
-        "behaviour.mass_dialling.short_calls": "at least half the calls last under 10 s",
+        "behaviour.mass_dialling.short_calls": "at least a third of the calls last under 10 s",
         "behaviour.mass_dialling.shared_device": "the device (IMEI) hosted 3 or more SIMs",
+        "behaviour.mass_dialling.sms_blast": "a fresh SIM texting many distinct numbers with almost no replies",
     }
     evidence_features: ClassVar[tuple[str, ...]] = (
         "distinct_callees", "first_time_callee_share", "callback_rate", "short_call_share", "sim_age_days",
-        "imei_sim_max")
+        "imei_sim_max", "sms_out", "sms_in", "sms_nunique")
 
-    def __init__(self, min_callees: int = 25, max_sim_age_days: float = 30.0, threshold: float = 0.5) -> None:
+    def __init__(self, min_callees: int = 8, max_sim_age_days: float = 30.0, min_sms: int = 8,
+                 threshold: float = 0.5) -> None:
         self.min_callees = min_callees
         self.max_sim_age_days = max_sim_age_days
+        self.min_sms = min_sms
         self.threshold = threshold
 
     def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
         distinct = _col(features, "distinct_callees", 0)
         new = _col(features, "first_time_callee_share", 0) >= 0.8
         low_cb = _col(features, "callback_rate", 0) <= 0.15
-        short = _col(features, "short_call_share", 0) >= 0.5
+        short = _col(features, "short_call_share", 0) >= 1 / 3
         fresh = _col(features, "sim_age_days", np.inf) <= self.max_sim_age_days
         shared = _col(features, "imei_sim_max", 0) >= 3
+        busy = distinct >= 3 * self.min_callees
         many = (distinct >= self.min_callees) & new & low_cb
-        flag = many & (fresh | ((distinct >= 2.4 * self.min_callees) & short))
-        score = 0.6 + 0.15 * fresh + 0.1 * short + 0.1 * (distinct >= 2.4 * self.min_callees) + 0.05 * shared
-        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (many, fresh, low_cb, short, shared),
+        # Fresh SIMs need the short, unreturned calls too; without a known SIM age only heavy volume counts.
+        calls_flag = many & ((fresh & short) | (busy & short) | (fresh & shared))
+        sms_out = _col(features, "sms_out", 0)
+        sms_in = _col(features, "sms_in", 0)
+        sms_partners = _col(features, "sms_nunique", 0)
+        blast = (fresh & (sms_out >= self.min_sms) & (sms_in <= 0.1 * sms_out)
+                 & (sms_partners >= 0.8 * (sms_out + sms_in)))
+        flag = calls_flag | blast
+        score = (0.6 + 0.15 * fresh + 0.1 * short + 0.1 * busy + 0.05 * shared
+                 + 0.1 * (blast & (sms_out >= 2 * self.min_sms)))
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (many, fresh, low_cb, short, shared, blast),
                                                             strict=True)])
 
 
 class SimBox(Detector):
-    """International traffic terminated as local calls through banks of local SIMs."""
+    """International traffic terminated as local calls through banks of local SIMs.
+
+    DOMAIN.md: many SIMs per IMEI (a SIM bank), static location, near-zero incoming, near-zero SMS.
+    A dual-SIM phone shows two SIMs on one IMEI, so a bank starts at three.
+    """
 
     name: ClassVar[str] = "behaviour.simbox"
     scam_type: ClassVar[str | None] = "simbox_bypass"
     reasons: ClassVar[dict[str, str]] = {
-        "behaviour.simbox.no_incoming": "busy outgoing, almost no incoming calls (at most 5%)",
+        "behaviour.simbox.no_incoming": "busy outgoing, almost no incoming calls (at most 15%)",
         "behaviour.simbox.static_cell": "every call from one cell",
         "behaviour.simbox.no_sms": "no SMS in the window",
-        "behaviour.simbox.sims_per_imei": "the device (IMEI) hosts 2 or more SIMs",
+        "behaviour.simbox.sims_per_imei": "the device (IMEI) hosts 3 or more SIMs",
         "behaviour.simbox.new_callees": "at least 90% of callees called for the first time",
     }
     evidence_features: ClassVar[tuple[str, ...]] = (
         "calls_out", "calls_in", "cell_count", "sms_out", "imei_sim_max", "first_time_callee_share")
 
-    def __init__(self, min_calls: int = 15, threshold: float = 0.5) -> None:
+    def __init__(self, min_calls: int = 5, threshold: float = 0.5) -> None:
         self.min_calls = min_calls
         self.threshold = threshold
 
     def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
         out = _col(features, "calls_out", 0)
         inc = _col(features, "calls_in", 0)
-        no_in = (out >= self.min_calls) & (inc <= 0.05 * out)
+        no_in = (out >= self.min_calls) & (inc <= 0.15 * out)
         static = (_col(features, "cell_count", 0) == 1)
         no_sms = (_col(features, "sms_out", 0) + _col(features, "sms_in", 0)) == 0
-        banked = _col(features, "imei_sim_max", 0) >= 2
+        banked = _col(features, "imei_sim_max", 0) >= 3
         new = _col(features, "first_time_callee_share", 0) >= 0.9
-        flag = no_in & static & no_sms & (banked | (out >= 2 * self.min_calls))
-        score = 0.6 + 0.2 * banked + 0.1 * (out >= 2 * self.min_calls) + 0.1 * new
+        heavy = out >= 6 * self.min_calls
+        flag = no_in & static & no_sms & new & (banked | heavy)
+        score = 0.6 + 0.2 * banked + 0.1 * heavy + 0.1 * new
         return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (no_in, static, no_sms, banked, new),
                                                             strict=True)])
 
@@ -121,32 +148,42 @@ class Wangiri(Detector):
 
 
 class RoamingFraud(Detector):
-    """Home-country SIMs roaming abroad and calling home-country subscribers en masse."""
+    """Home-country SIMs roaming abroad and calling home-country subscribers at volume.
+
+    DOMAIN.md: SIMs registered in the victims' country, used while roaming in a neighbouring
+    country. Travellers also call home while roaming, but they call people they know, who answer
+    and call back, from SIMs they have had for long.
+    """
 
     name: ClassVar[str] = "behaviour.roaming"
     scam_type: ClassVar[str | None] = None
     reasons: ClassVar[dict[str, str]] = {
         "behaviour.roaming.calls_home": "most calls made while roaming, to the SIM's home country",
-        "behaviour.roaming.many_new_callees": "15 or more distinct callees, mostly called for the first time",
-        "behaviour.roaming.fresh_sim": "SIM activated at most 90 days before",
+        "behaviour.roaming.many_new_callees": "3 or more distinct callees, almost all called for the first time",
+        "behaviour.roaming.fresh_sim": "SIM activated at most 30 days before",
         "behaviour.roaming.low_callback": "at most 15% of callees called back",
+        "behaviour.roaming.short_calls": "at least half the calls last under 10 s",
     }
     evidence_features: ClassVar[tuple[str, ...]] = (
-        "roaming_home_share", "distinct_callees", "first_time_callee_share", "sim_age_days", "callback_rate")
+        "roaming_home_share", "distinct_callees", "first_time_callee_share", "sim_age_days", "callback_rate",
+        "short_call_share")
 
-    def __init__(self, min_callees: int = 15, threshold: float = 0.5) -> None:
+    def __init__(self, min_callees: int = 3, max_sim_age_days: float = 30.0, threshold: float = 0.5) -> None:
         self.min_callees = min_callees
+        self.max_sim_age_days = max_sim_age_days
         self.threshold = threshold
 
     def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
+        distinct = _col(features, "distinct_callees", 0)
         home = _col(features, "roaming_home_share", 0) >= 0.7
-        many = ((_col(features, "distinct_callees", 0) >= self.min_callees)
-                & (_col(features, "first_time_callee_share", 0) >= 0.7))
-        fresh = _col(features, "sim_age_days", np.inf) <= 90
+        many = (distinct >= self.min_callees) & (_col(features, "first_time_callee_share", 0) >= 0.8)
+        fresh = _col(features, "sim_age_days", np.inf) <= self.max_sim_age_days
         low_cb = _col(features, "callback_rate", 0) <= 0.15
-        flag = home & many
-        score = 0.65 + 0.15 * fresh + 0.1 * low_cb + 0.1 * (_col(features, "distinct_callees", 0) >= 40)
-        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (home, many, fresh, low_cb), strict=True)])
+        short = _col(features, "short_call_share", 0) >= 0.5
+        flag = home & many & low_cb & ((fresh & short) | (short & (distinct >= 5 * self.min_callees)))
+        score = 0.65 + 0.15 * fresh + 0.1 * short + 0.1 * (distinct >= 5 * self.min_callees)
+        return _result(flag, score, [(c, m) for c, m in zip(self.reasons, (home, many, fresh, low_cb, short),
+                                                            strict=True)])
 
 
 class SpoofedCli(Detector):
