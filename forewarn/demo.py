@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.config import Settings
-from forewarn.store import open_store
+from forewarn.store import Store, open_store
 from forewarn.store import repository as repo
 
 Progress = Callable[[str, int, int], None]
@@ -60,7 +60,8 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Progress | N
 
         truth = load_truth(scenario_dir)
         quality = suspect_quality(store, [str(n) for n in truth.fraud_numbers["number"]])
-        warning_figures = forewarning.evaluate(store, scenario_dir)
+        warning_figures: dict[str, Any] = dict(forewarning.evaluate(store, scenario_dir))
+        warning_figures["non_victims_warned_breakdown"] = warned_non_victims_breakdown(store, scenario_dir)
         with store.engine.connect() as conn:
             stored = {kind: repo.count_events(conn, kind) for kind in
                       ("call", "message", "payment", "report", "signal", "subscriber")}
@@ -104,3 +105,25 @@ def top_suspect_number(settings: Settings) -> str | None:
         store.close()
     phones = [a.subject for a in alerts if a.subject_type.value == "phone"]
     return phones[0] if phones else None
+
+
+def warned_non_victims_breakdown(store: Store, scenario_dir: Path) -> dict[str, int]:
+    """Warned people who did not pay, split by whether a fraud number or sender had contacted them.
+
+    A person a scammer called or texted but who never paid counts as a "non-victim" in the target
+    figure, yet warning them is the point; a warning to someone no scammer reached is a false alarm.
+    """
+    import pandas as pd
+
+    from forewarn.forewarning.evaluation import first_warnings
+
+    truth = scenario_dir / "truth"
+    fraud = set(pd.read_parquet(truth / "fraud_numbers.parquet", columns=["number"])["number"])
+    victims = set(pd.read_parquet(truth / "victims.parquet", columns=["number"])["number"])
+    calls = pd.read_parquet(scenario_dir / "calls.parquet", columns=["caller", "callee"])
+    messages = pd.read_parquet(scenario_dir / "messages.parquet", columns=["sender", "recipient"])
+    contacted = set(calls.loc[calls["caller"].isin(fraud), "callee"]) | set(
+        messages.loc[messages["sender"].isin(fraud), "recipient"])
+    warned_non_victims = [n for n in first_warnings(store) if n not in victims]
+    reached = sum(1 for n in warned_non_victims if n in contacted)
+    return {"contacted_by_fraud": reached, "never_contacted": len(warned_non_victims) - reached}

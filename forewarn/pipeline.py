@@ -45,7 +45,7 @@ class DetectionSummary:
     indicators_from_screening: int = 0
     citizen_reports: int = 0
     alerts: int = 0
-    warnings: int = 0
+    interventions: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -154,7 +154,7 @@ def run_detection(store: Store, records: dict[str, list[str]], *,
         _, summary.alerts = store_results(store, [*b_signals, *s_signals], actor="pipeline")
     with _timed(summary, "forewarning"):
         report = forewarning.run(store)
-        summary.warnings = int(getattr(report, "warnings", 0) or 0)
+        summary.interventions = dict(report.fired)
     return summary
 
 
