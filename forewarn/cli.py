@@ -451,7 +451,8 @@ def _firewall(data_dir: Path | None, policy: Path | None = None):  # type: ignor
         pol = load_policy(settings.country, policy)
     except PolicyError as exc:
         fail(str(exc))
-    return FirewallService(store, pol, redis_url=settings.redis_url, start_refresher=False)
+    # what-if checks from the command line are not decisions on live traffic: they are not logged
+    return FirewallService(store, pol, redis_url=settings.redis_url, start_refresher=False, decision_log=None)
 
 
 @firewall_app.command("check")

@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            firewall = getattr(app.state, "firewall", None)
+            if firewall is not None:  # stops its refresher and writes the decisions still buffered
+                firewall.close()
             if own:
                 app.state.store.close()
 

@@ -21,7 +21,7 @@ import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
@@ -48,6 +48,9 @@ from forewarn.reputation.index import (
     ReputationSnapshot,
 )
 from forewarn.reputation.keys import E164_RE, indicator_key
+
+if TYPE_CHECKING:
+    from forewarn.firewall.decisions import DecisionLog
 
 SPAM_TYPES = frozenset({"spam", "telemarketing", "robocall", "nuisance", "marketing"})
 INGRESSES = ("domestic", "international", "roaming")
@@ -144,7 +147,9 @@ class Firewall:
     """Decisions from a reputation index, live counters, content screening and a country policy.
 
     ``languages`` maps subscriber numbers to their language (from ``subscriber`` events); it may be
-    swapped whole at any time (``firewall.languages = new``).
+    swapped whole at any time (``firewall.languages = new``), as may ``regions`` (subscriber number ->
+    home region). When ``decision_log`` is set, every decision is counted in it and every mark or
+    block buffered for the log (in memory: the log never waits on the store).
     """
 
     def __init__(self, index: ReputationIndex, policy: Policy, counters: GuardedCounters | None = None,
@@ -154,6 +159,8 @@ class Firewall:
         self.counters = counters
         self.screener = screener
         self.languages: Mapping[str, str] = languages or {}
+        self.regions: Mapping[str, str] = {}
+        self.decision_log: DecisionLog | None = None
         self._home = policy.country
         self._plain_allow = Decision("allow", None, (), 0.0, policy.ttl_allow)
 
@@ -201,6 +208,13 @@ class Firewall:
             ev.notes.append("reputation.analyst_confirmed")
         if flags & APPEAL_PENDING:
             ev.notes.append("appeal.pending")
+
+    def _log(self, kind: str, at: float, decision: Decision, source: str, target: str,
+             target_country: str | None) -> None:
+        assert self.decision_log is not None
+        region = self.regions.get(target) or target_country or "unknown"
+        self.decision_log.record(at, kind, decision.action, source, target, region, decision.reasons,
+                                 decision.score, self.language_for(target, target_country))
 
     def _policy_rule(self, action: str, label_key: str, reason: str, ev: _Evidence) -> None:
         if action != "allow":
@@ -308,6 +322,12 @@ class Firewall:
             decision = self._finish(ev, allow_reason, intl_label, callee_n, callee_country, block_ttl)
         if (policy.observe_attempts if observe is None else observe) and caller_n is not None:
             self.observe_call(caller_n, callee_n, now, ingress, caller_country, callee_country)
+        decision_log = self.decision_log
+        if decision_log is not None:
+            if decision.action == "allow":
+                decision_log.count_allow(now, "call")
+            else:
+                self._log("call", now, decision, caller_n or str(caller)[:64], callee_n, callee_country)
         return decision
 
     def observe_call(self, caller: str, callee: str, at: float, ingress: str = "domestic",
@@ -358,10 +378,17 @@ class Firewall:
         if sender_n is not None and is_number and ev.combined(blocking_only=True) < policy.block_threshold \
                 and allow_reason is None:
             self._counter_rules(sender_n, now, ev)
-        decision = self._finish(ev, allow_reason, False, recipient_n, _fast_country(recipient_n), None)
+        recipient_country = _fast_country(recipient_n)
+        decision = self._finish(ev, allow_reason, False, recipient_n, recipient_country, None)
         if (policy.observe_attempts if observe is None else observe) and sender_n is not None \
                 and self.counters is not None and policy.counters_enabled:
             self.counters.observe_message(sender_n, recipient_n, now)
+        decision_log = self.decision_log
+        if decision_log is not None:
+            if decision.action == "allow":
+                decision_log.count_allow(now, "sms")
+            else:
+                self._log("sms", now, decision, sender_n or str(sender)[:64], recipient_n, recipient_country)
         return decision
 
     def _screen(self, text: str, snap: ReputationSnapshot, now: float, ev: _Evidence) -> None:

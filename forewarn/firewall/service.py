@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from forewarn.config import Settings
 from forewarn.firewall.counters import GuardedCounters, LiveCounterSource, describe, make_counters
+from forewarn.firewall.decisions import DecisionLog
 from forewarn.firewall.engine import Firewall
 from forewarn.firewall.policy import Policy, load_policy
 from forewarn.firewall.screening import ContentScreener, default_screener
@@ -30,19 +31,28 @@ log = logging.getLogger("forewarn.firewall")
 _UNSET: Any = object()
 
 
-def load_languages(store: Store) -> dict[str, str]:
-    """Subscriber number -> language, from stored ``subscriber`` events (the latest record wins)."""
-    out: dict[str, str] = {}
+def load_subscribers(store: Store) -> tuple[dict[str, str], dict[str, str]]:
+    """Subscriber number -> language and number -> home region, from stored ``subscriber`` events
+    (the latest record wins)."""
+    languages: dict[str, str] = {}
+    regions: dict[str, str] = {}
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.events.c.subject, t.events.c.payload).where(t.events.c.kind == "subscriber")
                             .order_by(t.events.c.occurred_at))
         for subject, payload in rows:
-            lang = payload.get("language") if isinstance(payload, dict) else None
-            if lang:
-                out[subject] = str(lang)
-            else:
-                out.pop(subject, None)
-    return out
+            data = payload if isinstance(payload, dict) else {}
+            for out, field in ((languages, "language"), (regions, "home_region")):
+                value = data.get(field)
+                if value:
+                    out[subject] = str(value)
+                else:
+                    out.pop(subject, None)
+    return languages, regions
+
+
+def load_languages(store: Store) -> dict[str, str]:
+    """Subscriber number -> language, from stored ``subscriber`` events (the latest record wins)."""
+    return load_subscribers(store)[0]
 
 
 class FirewallService:
@@ -50,7 +60,8 @@ class FirewallService:
 
     def __init__(self, store: Store, policy: Policy, *, counters: LiveCounterSource | None = _UNSET,
                  screener: ContentScreener | None = _UNSET, redis_url: str | None = None,
-                 start_refresher: bool = True, counters_namespace: str = "fw:attempts") -> None:
+                 start_refresher: bool = True, counters_namespace: str = "fw:attempts",
+                 decision_log: DecisionLog | None = _UNSET) -> None:
         self.store = store
         self.policy = policy
         if counters is _UNSET:
@@ -64,9 +75,15 @@ class FirewallService:
         self._fingerprint: tuple[Any, ...] = ()
         self.index = ReputationIndex(self._load, refresh_s=policy.refresh_s, decay=policy.reputation.decay)
         self.firewall = Firewall(self.index, policy, guarded, screener)
+        if decision_log is _UNSET:
+            decision_log = DecisionLog(store)
+        self.decision_log = decision_log
+        self.firewall.decision_log = decision_log
         self.index.refresh()
         if start_refresher:
             self.index.start()
+            if decision_log is not None:
+                decision_log.start()
 
     def _load(self) -> ReputationSnapshot:
         """A new snapshot when the store changed, else the current one; a full rebuild at least every
@@ -80,7 +97,8 @@ class FirewallService:
                 return current
             snap = load_snapshot(conn, self.policy.reputation, utcnow())
         self._fingerprint = fingerprint
-        self.firewall.languages = load_languages(self.store)  # swapped whole, like the snapshot
+        # swapped whole, like the snapshot
+        self.firewall.languages, self.firewall.regions = load_subscribers(self.store)
         return snap
 
     def refresh(self) -> ReputationSnapshot:
@@ -95,10 +113,17 @@ class FirewallService:
                 "allow_list_entries": len(snap.allow.numbers) + sum(len(v) for v in snap.allow.personal.values()),
                 "counters": describe(self.counters_source),
                 "screening": describe(self.firewall.screener), "policy": list(self.policy.source),
-                "country": self.policy.country, "worker_pid": os.getpid()}
+                "country": self.policy.country, "worker_pid": os.getpid(),
+                "decision_log": self.decision_log.stats() if self.decision_log is not None else None}
+
+    def flush(self) -> int:
+        """Write the buffered decisions and counts to the store now."""
+        return self.decision_log.flush() if self.decision_log is not None else 0
 
     def close(self) -> None:
         self.index.stop()
+        if self.decision_log is not None:
+            self.decision_log.close()
 
 
 _LOCK = threading.Lock()

@@ -16,6 +16,7 @@ CAPABILITY_TABLE_MODULES: tuple[str, ...] = (
     "forewarn.centres.tables",
     "forewarn.forewarning.tables",
     "forewarn.federation.tables",
+    "forewarn.firewall.tables",
     "forewarn.publishing.tables",
     "forewarn.reputation.tables",
 )

@@ -304,15 +304,19 @@ def tasks(request: Request, centre_id: str = "", done: bool = False) -> Response
 
 
 @router.get("/firewall")
-def firewall(request: Request) -> Response:
+def firewall(request: Request, action: str = "", kind: str = "") -> Response:
     view = guard(request, "firewall")
     if not isinstance(view, Page):
         return view
-    with request.app.state.store.engine.connect() as conn:
-        decisions = panels.firewall_decisions(conn)
-        appeals = panels.appeal_queue(conn)
-    return view.render("console_firewall.html", {"decisions": decisions, "appeals": appeals,
-                                                 "missing": panels.Missing,
+    try:
+        with request.app.state.store.engine.connect() as conn:
+            decisions = panels.firewall_decisions(conn, action=action, kind=kind)
+            counts = panels.firewall_decision_counts(conn)
+            appeals = panels.appeal_queue(conn)
+    except panels.PanelError as exc:
+        return view.error(str(exc), 400)
+    return view.render("console_firewall.html", {"decisions": decisions, "counts": counts, "appeals": appeals,
+                                                 "missing": panels.Missing, "action": action, "kind": kind,
                                                  "notice": request.query_params.get("notice")})
 
 

@@ -421,15 +421,30 @@ def officer_tasks(conn: Connection, *, centre_id: str | None = None, officer_id:
 
 # --- firewall decisions and appeals ------------------------------------------------------------------
 
-def firewall_decisions(conn: Connection, *, limit: int = 100) -> list[dict[str, Any]] | Missing:
-    """Recent call/SMS decisions of the firewall (when installed)."""
+def firewall_decisions(conn: Connection, *, limit: int = 100, action: str | None = None,
+                       kind: str | None = None) -> list[dict[str, Any]] | Missing:
+    """Recent marks and blocks of the firewall, newest first, optionally of one action (mark, block)
+    and kind (call, sms). Raises PanelError for an unknown filter value."""
     cap = optional("forewarn.firewall.decisions", "recent_decisions")
     recent = cap.attr("recent_decisions")
     if not callable(recent):
         installed = optional("forewarn.firewall.engine").installed
         return Missing("firewall", "the firewall answers each call in memory and keeps no log of its decisions "
                                    f"({cap.reason or 'no recent_decisions function'})", installed=installed)
-    return [d if isinstance(d, dict) else dict(vars(d)) for d in recent(conn, limit=limit)]
+    try:
+        found = recent(conn, limit=limit, action=action or None, kind=kind or None)
+    except ValueError as exc:
+        raise PanelError(str(exc)) from exc
+    return [d if isinstance(d, dict) else dict(vars(d)) for d in found]
+
+
+def firewall_decision_counts(conn: Connection, *, hours: int = 24) -> dict[str, dict[str, int]] | Missing:
+    """Allow, mark and block counts per kind (call, sms) over the last ``hours``."""
+    cap = optional("forewarn.firewall.decisions", "decision_counts")
+    counts = cap.attr("decision_counts")
+    if not callable(counts):
+        return Missing("firewall", cap.reason or "the firewall keeps no decision counts")
+    return counts(conn, since=utcnow() - timedelta(hours=hours))  # type: ignore[no-any-return]
 
 
 def appeal_queue(conn: Connection, *, status: str = "pending", limit: int = 100) -> list[dict[str, Any]] | Missing:
