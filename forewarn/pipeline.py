@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
@@ -179,10 +178,3 @@ def scenario_records(scenario_dir: Path) -> dict[str, list[str]]:
     return {kind: [str(p)] for kind in ("calls", "messages", "subscribers")
             if (p := scenario_dir / f"{kind}.parquet").exists()}
 
-
-def json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    return value
