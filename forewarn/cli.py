@@ -309,6 +309,15 @@ def demo(data_dir: DataDir = None,
         write_report(summary, report)
         console.print(f"summary written to {report}")
     if serve_after:
+        from forewarn.api.auth import Role, create_key
+
+        # A newcomer needs a key to open the console; the demo node makes one analyst key for them.
+        store = open_node_store(settings.data_dir)
+        with store.begin() as conn:
+            _, secret = create_key(conn, Role.ANALYST, "demo-analyst")
+        store.close()
+        console.print(f"console: http://{host}:{port}/console/ — log in with this analyst key (shown once):")
+        out.print(secret, highlight=False)
         serve(data_dir=settings.data_dir, host=host, port=port, workers=1)
 
 
