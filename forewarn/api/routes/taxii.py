@@ -208,6 +208,16 @@ def _date_headers(pg: outbox.Page) -> dict[str, str]:
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
+def _envelope(pg: Any, items: list[Any]) -> dict[str, Any]:
+    """A TAXII envelope: ``more``, ``next`` when there is one, ``objects`` when there are any."""
+    body: dict[str, Any] = {"more": pg.more}
+    if pg.next:
+        body["next"] = pg.next
+    if items:
+        body["objects"] = items
+    return body
+
+
 @router.get("/taxii2/{api_root}/collections/{collection}/objects/", summary="Objects, paged (role: partner)")
 @_taxii
 def get_objects(api_root: str, collection: str, request: Request, added_after: str | None = None,
@@ -217,12 +227,7 @@ def get_objects(api_root: str, collection: str, request: Request, added_after: s
                 principal: Principal = PartnerOrAdmin) -> Response:
     node, partner, pg = _readable_page(request, principal, api_root, collection, added_after, limit, next,
                                        match_id, match_type)
-    body: dict[str, Any] = {"more": pg.more}
-    if pg.next:
-        body["next"] = pg.next
-    if pg.objects:
-        body["objects"] = pg.objects
-    return _signed(node, partner, request, body, _date_headers(pg))
+    return _signed(node, partner, request, _envelope(pg, pg.objects), _date_headers(pg))
 
 
 @router.get("/taxii2/{api_root}/collections/{collection}/manifest/", summary="Manifest, paged (role: partner)")
@@ -234,12 +239,7 @@ def get_manifest(api_root: str, collection: str, request: Request, added_after: 
                  principal: Principal = PartnerOrAdmin) -> Response:
     node, partner, pg = _readable_page(request, principal, api_root, collection, added_after, limit, next,
                                        match_id, match_type)
-    body: dict[str, Any] = {"more": pg.more}
-    if pg.next:
-        body["next"] = pg.next
-    if pg.manifest:
-        body["objects"] = pg.manifest
-    return _signed(node, partner, request, body, _date_headers(pg))
+    return _signed(node, partner, request, _envelope(pg, pg.manifest), _date_headers(pg))
 
 
 @router.get("/taxii2/{api_root}/collections/{collection}/objects/{object_id}/", summary="One object (role: partner)")
