@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from forewarn.cli import app
 from forewarn.ingest import IngestError, ingest_files, subscribe
+from forewarn.ingest.loader import Batch
+from forewarn.ingest.readers import Reject
+from forewarn.ingest.validate import EventBatch
 from forewarn.store import repository as repo
 
 FIELDS = ["event_id", "caller", "callee", "start", "duration_s", "ingress"]
@@ -241,3 +244,26 @@ def test_ingest_into_postgres(any_store, tmp_path):
     with any_store.engine.connect() as conn:
         payloads = list(repo.iter_event_payloads(conn, "call"))
     assert len(payloads) == 30 and payloads[0]["callee_country"] == "CN"
+
+
+def test_rerunning_a_file_does_not_quarantine_its_bad_rows_twice(store, tmp_path):
+    path = tmp_path / "calls.csv"
+    good = call_rows(2)
+    lines = [",".join(FIELDS)] + [",".join(r[f] for f in FIELDS) for r in good] + [
+        "bad-phone,NA,+8613800138000,2026-01-01T00:00:00Z,5,",
+        "bad-num,+66812345678,+8613800138000,2026-01-01T00:00:00Z,abc,"]
+    path.write_text("\n".join(lines) + "\n")
+    first = ingest_files(store, [path])
+    second = ingest_files(store, [path])
+    # each run still reports what it rejected, but the analyst's quarantine list holds each bad row once
+    assert first.total("quarantined") == second.total("quarantined") == 2
+    assert counts(store) == (2, 2)
+    # an edited file whose row 4 now holds different content is a new bad row, and is kept
+    lines[3] = "bad-phone,NB,+8613800138000,2026-01-01T00:00:00Z,5,"
+    path.write_text("\n".join(lines) + "\n")
+    ingest_files(store, [path])
+    assert counts(store) == (2, 3)
+    # rows sent over HTTP are numbered afresh per request: the same number is a different row
+    for _ in range(2):
+        Batch("http").commit(store, EventBatch(), [Reject(1, "bad", "{}", "call")], 1, finish=True)
+    assert counts(store) == (2, 5)

@@ -84,10 +84,14 @@ class IngestSummary:
 class Batch:
     """One ingestion run recorded in ``ingest_batches``; :meth:`commit` stores one chunk."""
 
-    def __init__(self, origin: str, kind: str | None = None) -> None:
+    def __init__(self, origin: str, kind: str | None = None, *, rerunnable: bool = False) -> None:
         self.summary = FileSummary(origin=origin[:1024], kind=kind, batch_id=f"b-{uuid.uuid4().hex[:24]}")
         self.started_at = utcnow()
         self._recorded = False
+        # A file can be loaded again (after a crash, or by mistake); its rows keep their numbers, so a
+        # bad row seen before is not quarantined twice. HTTP requests and broker runs number their
+        # rows afresh each time, so for them the same number means a different row.
+        self.rerunnable = rerunnable
 
     @property
     def batch_id(self) -> str:
@@ -118,7 +122,8 @@ class Batch:
                 lock_for_write(conn)
                 new, duplicates = write_events(conn, events, self.batch_id)
                 repo.quarantine_rows(conn, self.batch_id, self.summary.origin, [
-                    {"row_number": r.row_number, "kind": r.kind, "reason": r.reason, "raw": r.raw} for r in rejects])
+                    {"row_number": r.row_number, "kind": r.kind, "reason": r.reason, "raw": r.raw} for r in rejects],
+                    skip_known=self.rerunnable)
                 s = self.summary
                 s.rows_read += rows_read
                 s.loaded += len(new)
@@ -217,7 +222,7 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, *, chunk_rows
     """Load one file; a file that cannot be read at all raises nothing but returns status ``failed``."""
     started = time.perf_counter()
     default_kind = kind_from_name(path)
-    batch = Batch(str(path), kind or default_kind)
+    batch = Batch(str(path), kind or default_kind, rerunnable=True)
     crash_after = _crash_after()
     chunks_done = _chunks_done if _chunks_done is not None else [0]
     try:

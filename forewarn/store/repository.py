@@ -79,12 +79,27 @@ def iter_event_payloads(conn: Connection, kind: str, *, since: datetime | None =
         yield payload
 
 
-def quarantine_rows(conn: Connection, batch_id: str, origin: str, rows: Sequence[dict[str, Any]]) -> int:
-    """Record rejected rows (``row_number``, ``kind``, ``reason``, ``raw``) with their batch."""
+def quarantine_rows(conn: Connection, batch_id: str, origin: str, rows: Sequence[dict[str, Any]], *,
+                    skip_known: bool = False) -> int:
+    """Record rejected rows (``row_number``, ``kind``, ``reason``, ``raw``) with their batch.
+
+    ``skip_known`` leaves out rows already quarantined from the same origin at the same row number
+    with the same content: rerunning a file after a crash (or by mistake) must not list its bad
+    rows twice for the analyst who fixes them. Returns how many rows were stored.
+    """
     now = utcnow()
-    payload = [{"batch_id": batch_id, "origin": origin[:1024], "row_number": r.get("row_number"),
+    origin = origin[:1024]
+    payload = [{"batch_id": batch_id, "origin": origin, "row_number": r.get("row_number"),
                 "kind": r.get("kind"), "reason": str(r["reason"])[:4000], "raw": str(r.get("raw", ""))[:4000],
                 "quarantined_at": now} for r in rows]
+    if skip_known and payload:
+        numbers = sorted({p["row_number"] for p in payload if p["row_number"] is not None})
+        known: set[tuple[int, str]] = set()
+        for i in range(0, len(numbers), 500):  # stay under every backend's bound-parameter limit
+            known.update((int(n), str(raw)) for n, raw in conn.execute(
+                select(t.quarantine.c.row_number, t.quarantine.c.raw).where(
+                    t.quarantine.c.origin == origin, t.quarantine.c.row_number.in_(numbers[i:i + 500]))))
+        payload = [p for p in payload if (p["row_number"], p["raw"]) not in known]
     if payload:
         conn.execute(t.quarantine.insert(), payload)
     return len(payload)

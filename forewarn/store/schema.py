@@ -63,6 +63,7 @@ quarantine = Table(
     Column("raw", Text, nullable=False, doc="the offending row, truncated"),
     Column("quarantined_at", TS, nullable=False),
     Index("ix_quarantine_batch", "batch_id"),
+    Index("ix_quarantine_origin_row", "origin", "row_number"),
 )
 
 ingest_batches = Table(
