@@ -513,6 +513,64 @@ def firewall_status(policy: PolicyOpt = None, data_dir: DataDir = None) -> None:
     print_json(_firewall(data_dir, policy).stats())
 
 
+@firewall_app.command("serve")
+def firewall_serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+                   port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+                   workers: Annotated[int, typer.Option(min=1, help="worker processes (one per core)")] = 2,
+                   index_dir: Annotated[Path | None, typer.Option(
+                       help="where the index is published (default <data-dir>/firewall-index)")] = None,
+                   policy: PolicyOpt = None, data_dir: DataDir = None) -> None:
+    """Serve the node's API with the firewall ready in every worker, until Ctrl-C.
+
+    One publisher process builds the reputation index from the store and publishes it to files;
+    each worker maps the newest one before taking traffic and swaps in new ones without stopping.
+    Each worker listens on the port itself (SO_REUSEPORT), so keep-alive connections spread evenly.
+    With several workers, set FOREWARN_REDIS_URL so that they share the live counters.
+
+    Example: forewarn firewall serve --workers 2 --port 8000
+    """
+    import multiprocessing
+    import os
+    import time
+
+    from forewarn.firewall.policy import PolicyError, load_policy
+    from forewarn.firewall.service import INDEX_ENV, PRELOAD_ENV, publisher_main
+    from forewarn.firewall.serving import ServeError, serve
+    from forewarn.reputation.published import current_generation
+
+    settings = settings_for(data_dir)
+    open_node_store(data_dir).close()  # migrate once, before the publisher and the workers start
+    try:
+        load_policy(settings.country, policy)
+    except PolicyError as exc:
+        fail(str(exc))
+    directory = (index_dir or settings.data_dir / "firewall-index").resolve()
+    if workers > 1 and not settings.redis_url:
+        console.print("[yellow]warning:[/] several workers without FOREWARN_REDIS_URL keep separate live counters")
+    os.environ.update({"FOREWARN_DATA_DIR": str(settings.data_dir), INDEX_ENV: str(directory), PRELOAD_ENV: "1"})
+    if policy is not None:
+        os.environ["FOREWARN_FIREWALL_POLICY"] = str(policy.resolve())
+    before = current_generation(directory)
+    publisher = multiprocessing.get_context("spawn").Process(
+        target=publisher_main, name="forewarn-index-publisher", daemon=True,
+        args=(str(settings.data_dir), str(policy.resolve()) if policy else None, str(directory)))
+    publisher.start()
+    try:
+        while current_generation(directory) in (None, before):  # the workers start on a complete index
+            if not publisher.is_alive():
+                fail(f"the index publisher stopped (exit code {publisher.exitcode}); see the messages above")
+            time.sleep(0.1)
+        console.print(f"Forewarn firewall on http://{host}:{port} with {workers} worker(s); index in {directory}")
+        serve("forewarn.api.app:create_app", host, port, workers)
+    except ServeError as exc:
+        fail(str(exc))
+    finally:
+        publisher.terminate()  # SIGTERM: it finishes the generation it may be writing
+        publisher.join(timeout=60)
+        if publisher.is_alive():
+            publisher.kill()
+
+
 @firewall_app.command("kamailio-config")
 def firewall_kamailio_config(api_url: Annotated[str, typer.Option(help="decision API base URL")] = "http://127.0.0.1:8000",
                              api_key: Annotated[str, typer.Option(envvar="FOREWARN_TELCO_KEY", help="telco API key")] = "",

@@ -3,9 +3,11 @@ analyst and audited, citizen reports, verdicts and allow-lists."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
-from forewarn.model.indicators import Indicator
+from forewarn.model.indicators import Indicator, utcnow
 from forewarn.store import audit
 from forewarn.store import repository as repo
 
@@ -96,3 +98,67 @@ def test_reports_verdicts_and_allow_list_over_http(api: Any, api_key: Any, store
     assert decision["action"] == "allow" and decision["reasons"][0] == "allowlist.personal"
     status = api.get("/v1/firewall/status", headers=analyst).json()
     assert status["indicators"] >= 1 and status["allow_list_entries"] == 1
+
+
+def test_the_decision_routes_answer_like_any_route_and_are_documented(api: Any, api_key: Any) -> None:
+    telco = api_key("telco")
+    broken = api.post("/v1/firewall/call", content=b'{"caller": ', headers={**telco, "Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["error"] == "invalid request"
+    extra = api.post("/v1/firewall/sms", json={"sender": "BANKX", "recipient": CALLEE, "colour": "red"}, headers=telco)
+    assert extra.status_code == 422 and extra.json()["detail"][0]["field"] == "colour"
+    bad_recipient = api.post("/v1/firewall/sms", json={"sender": "BANKX", "recipient": "nobody"}, headers=telco)
+    assert bad_recipient.status_code == 422 and "recipient" in bad_recipient.json()["error"]
+    unknown = api.post("/v1/firewall/call", json={"caller": LISTED, "callee": CALLEE}, headers={"X-API-Key": "fw_nope"})
+    assert unknown.status_code == 401 and unknown.json() == {"error": "unknown or revoked API key"}
+    assert api.get("/v1/firewall/call").status_code == 405  # other methods still reach the router
+    spec = api.get("/openapi.json").json()
+    for path, model in (("/v1/firewall/call", "caller"), ("/v1/firewall/sms", "sender")):
+        operation = spec["paths"][path]["post"]
+        assert model in operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        assert operation["security"] == [{"APIKeyHeader": []}]
+        assert "200" in operation["responses"]
+
+
+def test_a_revoked_key_stops_within_the_cache_ttl(api: Any, store: Any, monkeypatch: Any) -> None:
+    from forewarn.api import auth
+
+    monkeypatch.setattr(auth.key_cache, "ttl_s", 0.3)
+    with store.begin() as conn:
+        key_id, secret = auth.create_key(conn, "telco", "switch")
+    call = {"caller": LISTED, "callee": CALLEE}
+    assert api.post("/v1/firewall/call", json=call, headers={"X-API-Key": secret}).status_code == 200
+    with store.begin() as conn:  # revoked directly in the store, as another process would
+        conn.execute(auth.t.api_keys.update().where(auth.t.api_keys.c.key_id == key_id).values(revoked_at=utcnow()))
+    deadline = time.monotonic() + 5
+    while api.post("/v1/firewall/call", json=call, headers={"X-API-Key": secret}).status_code == 200:
+        assert time.monotonic() < deadline, "a revoked key kept working past the cache TTL"
+        time.sleep(0.05)
+
+
+async def test_concurrent_requests_with_a_new_key_share_one_store_look_up(settings: Any, store: Any,
+                                                                            monkeypatch: Any) -> None:
+    import httpx
+
+    from forewarn.api import auth
+    from forewarn.api.app import create_app
+
+    auth.key_cache.clear()
+    with store.begin() as conn:
+        _, secret = auth.create_key(conn, "telco", "switch")
+    looked_up: list[str] = []
+    real = auth._lookup_in_store
+
+    def counting(st: Any, key: str) -> Any:
+        looked_up.append(key)
+        time.sleep(0.05)  # a slow store: every request arrives while the look-up is running
+        return real(st, key)
+
+    monkeypatch.setattr(auth, "_lookup_in_store", counting)
+    app = create_app(settings, store=store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        answers = await asyncio.gather(*(client.post("/v1/firewall/call", json={"caller": LISTED, "callee": CALLEE},
+                                                     headers={"X-API-Key": secret}) for _ in range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    assert looked_up == [secret]
+    app.state.firewall.close()

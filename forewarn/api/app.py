@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         own = store is None
         app.state.store = store or open_store(settings)
         app.state.settings = settings
+        from forewarn.firewall.service import preload_requested, prepare_worker
+
+        if preload_requested():  # `forewarn firewall serve`: the index is in memory before the first call
+            prepare_worker(app.state, settings, app.state.store)
         try:
             yield
         finally:
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(screening.router)
     from forewarn.api.routes import firewall
     app.include_router(firewall.router)
+    app.add_middleware(firewall.FastDecisions)  # the per-call decision routes without the routing overhead
     from forewarn.api.routes import events
     app.include_router(events.router)
     from forewarn.api.routes import centres, forewarning

@@ -18,7 +18,7 @@ citizen reports, behaviour and content screening are capped by the policy (``mar
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -220,10 +220,10 @@ class Firewall:
         if action != "allow":
             ev.add(self.policy.score_for(action), label_key, reason, action == "block")
 
-    def _counter_rules(self, number: str, now: float, ev: _Evidence) -> None:
-        if self.counters is None or not self.policy.counters_enabled:
-            return
-        feats = self.counters.features(number, now)
+    def _counters_wanted(self) -> bool:
+        return self.counters is not None and self.policy.counters_enabled
+
+    def _counter_rules(self, feats: Mapping[str, float] | None, ev: _Evidence) -> None:
         if feats is None:
             ev.notes.append("counters.unavailable")
             return
@@ -262,9 +262,46 @@ class Firewall:
 
     # --- calls --------------------------------------------------------------------------------
 
+    # A decision is written once, as a generator that yields ``(number, time)`` when it needs that
+    # number's live counters and receives their features (or None): :meth:`decide_call` answers
+    # such a request by looking them up in this thread, :meth:`decide_call_async` by awaiting
+    # them, so that a worker's event loop serves other requests while Redis answers.
+
+    def _counted(self, steps: Generator[tuple[str, float], Mapping[str, float] | None, Decision]) -> Decision:
+        counters = self.counters
+        try:
+            wanted = next(steps)
+            while True:
+                assert counters is not None
+                wanted = steps.send(counters.features(*wanted))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _counted_async(self, steps: Generator[tuple[str, float], Mapping[str, float] | None, Decision],
+                             ) -> Decision:
+        counters = self.counters
+        try:
+            wanted = next(steps)
+            while True:
+                assert counters is not None
+                wanted = steps.send(await counters.features_async(*wanted))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
     def decide_call(self, caller: str, callee: str, ingress: str = "domestic", claimed_country: str | None = None,
                     time: datetime | float | int | str | None = None, *, observe: bool | None = None) -> Decision:
         """Decide one call. Raises :class:`DecisionInputError` for an invalid callee, ingress or time."""
+        return self._counted(self._call_steps(caller, callee, ingress, claimed_country, time, observe))
+
+    async def decide_call_async(self, caller: str, callee: str, ingress: str = "domestic",
+                                claimed_country: str | None = None, time: datetime | float | int | str | None = None,
+                                *, observe: bool | None = None) -> Decision:
+        """:meth:`decide_call` for an event loop: a counters look-up over the network is awaited."""
+        return await self._counted_async(self._call_steps(caller, callee, ingress, claimed_country, time, observe))
+
+    def _call_steps(self, caller: str, callee: str, ingress: str, claimed_country: str | None,
+                    time: datetime | float | int | str | None, observe: bool | None,
+                    ) -> Generator[tuple[str, float], Mapping[str, float] | None, Decision]:
         now = epoch(time)
         if ingress not in INGRESSES:
             raise DecisionInputError(f"ingress {str(ingress)[:20]!r} is not one of: {', '.join(INGRESSES)}")
@@ -309,7 +346,8 @@ class Firewall:
                 self._policy_rule(policy.claimed_country_mismatch, "possible_spoof",
                                   "policy.claimed_country_mismatch", ev)
             if allow_reason is None and (not ev.items or ev.combined(blocking_only=True) < policy.block_threshold):
-                self._counter_rules(caller_n, now, ev)  # the only step that may touch the network
+                if self._counters_wanted():  # the only step that may touch the network
+                    self._counter_rules((yield caller_n, now), ev)
             else:
                 entry = snap.get(key, now)
                 if entry is not None and entry.score >= policy.block_threshold:
@@ -345,6 +383,16 @@ class Firewall:
     def decide_sms(self, sender: str, recipient: str, text: str = "",
                    time: datetime | float | int | str | None = None, *, observe: bool | None = None) -> Decision:
         """Decide one SMS. Raises :class:`DecisionInputError` for an invalid recipient or time."""
+        return self._counted(self._sms_steps(sender, recipient, text, time, observe))
+
+    async def decide_sms_async(self, sender: str, recipient: str, text: str = "",
+                               time: datetime | float | int | str | None = None, *,
+                               observe: bool | None = None) -> Decision:
+        """:meth:`decide_sms` for an event loop: a counters look-up over the network is awaited."""
+        return await self._counted_async(self._sms_steps(sender, recipient, text, time, observe))
+
+    def _sms_steps(self, sender: str, recipient: str, text: str, time: datetime | float | int | str | None,
+                   observe: bool | None) -> Generator[tuple[str, float], Mapping[str, float] | None, Decision]:
         now = epoch(time)
         recipient_n = self._phone(recipient)
         if recipient_n is None:
@@ -376,8 +424,8 @@ class Firewall:
                                   "policy.sender_id_unregistered", ev)
         self._screen(text, snap, now, ev)
         if sender_n is not None and is_number and ev.combined(blocking_only=True) < policy.block_threshold \
-                and allow_reason is None:
-            self._counter_rules(sender_n, now, ev)
+                and allow_reason is None and self._counters_wanted():
+            self._counter_rules((yield sender_n, now), ev)
         recipient_country = _fast_country(recipient_n)
         decision = self._finish(ev, allow_reason, False, recipient_n, recipient_country, None)
         if (policy.observe_attempts if observe is None else observe) and sender_n is not None \
