@@ -702,6 +702,55 @@ def firewall_ingest_reports(data_dir: DataDir = None) -> None:
     console.print(f"{n} new citizen reports taken in")
 
 
+@firewall_app.command("prune")
+def firewall_prune(before: Annotated[str | None, typer.Option(
+                       help="delete decisions logged before this UTC date or ISO time "
+                            "(default: the policy's retention, e.g. 90 days)")] = None,
+                   dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
+                   policy: PolicyOpt = None, data_dir: DataDir = None) -> None:
+    """Delete old rows of the firewall's decision log, in batches (the served firewall does this hourly).
+
+    Individual decisions go after the policy's retention.decisions_days; the per-minute counts
+    stay (forever unless retention.decision_counts_days is set), so long statistics series survive.
+
+    Example: forewarn firewall prune --before 2025-01-01
+    """
+    from datetime import UTC, datetime
+
+    from forewarn.firewall.policy import PolicyError, load_policy
+    from forewarn.firewall.retention import count_prunable, cutoffs, prune
+
+    settings = settings_for(data_dir)
+    try:
+        pol = load_policy(settings.country, policy)
+    except PolicyError as exc:
+        fail(str(exc))
+    now = datetime.now(UTC)
+    decisions_before, counts_before = cutoffs(pol, now)
+    if before is not None:
+        try:
+            decisions_before = datetime.fromisoformat(before.strip())
+        except ValueError:
+            fail(f"--before {before!r} is not a date (YYYY-MM-DD) or ISO 8601 time")
+        if decisions_before.tzinfo is None:
+            decisions_before = decisions_before.replace(tzinfo=UTC)
+        if decisions_before > now:
+            fail(f"--before {before} is in the future: that would delete decisions not yet made")
+        counts_before = None  # an explicit date prunes decisions only; counts follow the policy's own retention
+    store = open_node_store(data_dir)
+    try:
+        if dry_run:
+            n, m = count_prunable(store, decisions_before, counts_before)
+            print_json({"decisions_before": decisions_before.isoformat(), "decisions": n,
+                        "counts_before": counts_before.isoformat() if counts_before else None, "count_rows": m,
+                        "dry_run": True})
+            return
+        result = prune(store, decisions_before, counts_before, batch_size=pol.prune_batch_size)
+    finally:
+        store.close()
+    print_json(result.as_dict())
+
+
 # --- screening (forewarn/screening) -------------------------------------------------------------
 
 train_app = typer.Typer(no_args_is_help=True, help="Train the node's models from ../shared/data.")

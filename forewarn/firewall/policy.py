@@ -1,6 +1,6 @@
 """Per-country firewall policy, read from YAML: thresholds, international-call marking, blocking of
 home-country caller IDs over international trunks, roaming checks, live-counter rules, SMS
-sender-ID rules, cache TTLs and the appeal deadline.
+sender-ID rules, cache TTLs, the appeal deadline and how long the decision log is kept.
 
 ``policies/default.yaml`` holds every key; ``policies/<CC>.yaml`` overrides some of them for one
 country, and an operator may point ``FOREWARN_FIREWALL_POLICY`` (or ``--policy``) at a file of
@@ -68,6 +68,11 @@ class Policy:
     appeal_deadline_hours: float = 72.0
     appeal_submit_per_minute: int = 5
     refresh_s: float = 30.0
+    decision_retention_days: float = 90.0
+    count_retention_days: float | None = None  # None: the per-minute counts are kept forever
+    prune_every_s: float = 3600.0
+    prune_batch_size: int = 5_000
+    prune_pause_s: float = 0.05
     reputation: ReputationConfig = field(default_factory=ReputationConfig)
     source: tuple[str, ...] = ()
 
@@ -168,6 +173,13 @@ def _build(country: str, code: int, d: dict[str, Any], sources: tuple[str, ...])
 
     if language not in LANGUAGES:
         raise PolicyError(f"policy key 'language' is {language!r}; one of: {', '.join(LANGUAGES)}")
+    retention = d["retention"]
+    decisions_days = _number(retention["decisions_days"], "retention.decisions_days", 1, 36_500)
+    counts_days = (None if retention["decision_counts_days"] is None else
+                   _number(retention["decision_counts_days"], "retention.decision_counts_days", 1, 36_500))
+    if counts_days is not None and counts_days < decisions_days:
+        raise PolicyError("retention.decision_counts_days must not be below retention.decisions_days "
+                          "(the counts summarise the decisions and outlive them)")
     return Policy(
         country=country, calling_code=code, language=language, mark_threshold=mark, block_threshold=block,
         min_evidence=_number(th["min_evidence"], "thresholds.min_evidence", 0, 100),
@@ -194,6 +206,13 @@ def _build(country: str, code: int, d: dict[str, Any], sources: tuple[str, ...])
         appeal_deadline_hours=_number(d["appeals"]["deadline_hours"], "appeals.deadline_hours", 0.01, 24 * 90),
         appeal_submit_per_minute=int(_number(d["appeals"]["submit_per_minute"], "appeals.submit_per_minute", 1, 10_000)),
         refresh_s=_number(d["refresh_s"], "refresh_s", 0.1, 86_400),
-        reputation=ReputationConfig(decay=decay, source_weights=weights),
+        decision_retention_days=decisions_days, count_retention_days=counts_days,
+        prune_every_s=_number(retention["prune_every_s"], "retention.prune_every_s", 1, 7 * 86_400),
+        prune_batch_size=int(_number(retention["batch_size"], "retention.batch_size", 1, 1_000_000)),
+        prune_pause_s=_number(retention["pause_s"], "retention.pause_s", 0, 60),
+        reputation=ReputationConfig(
+            decay=decay, source_weights=weights,
+            verdict_hold_days=_number(rep["verdict_hold_days"], "reputation.verdict_hold_days", 0, 3650),
+            lift_overdue_after_confirmation=bool(d["appeals"]["lift_overdue_after_rejection"])),
         source=sources,
     )

@@ -22,6 +22,7 @@ from forewarn.firewall.counters import GuardedCounters, LiveCounterSource, descr
 from forewarn.firewall.decisions import DecisionLog
 from forewarn.firewall.engine import Firewall
 from forewarn.firewall.policy import Policy, load_policy
+from forewarn.firewall.retention import RetentionPruner
 from forewarn.firewall.screening import ContentScreener, default_screener
 from forewarn.model.indicators import utcnow
 from forewarn.reputation.index import ReputationIndex, ReputationSnapshot
@@ -94,7 +95,7 @@ class FirewallService:
                  screener: ContentScreener | None = _UNSET, redis_url: str | None = None,
                  start_refresher: bool = True, counters_namespace: str = "fw:attempts",
                  decision_log: DecisionLog | None = _UNSET, published: Path | None = None,
-                 published_poll_s: float = 1.0) -> None:
+                 published_poll_s: float = 1.0, prune: bool | None = None) -> None:
         self.store = store
         self.policy = policy
         if counters is _UNSET:
@@ -118,6 +119,13 @@ class FirewallService:
         self.firewall.decision_log = decision_log
         self.index.refresh()
         self.guarded_counters = guarded
+        # The decision log's retention is applied by the long-running part: the index publisher
+        # when there is one (``forewarn firewall serve``), else this service when it logs decisions.
+        if prune is None:
+            prune = start_refresher and published is None and decision_log is not None
+        self.pruner = RetentionPruner(store, policy) if prune else None
+        if self.pruner is not None:
+            self.pruner.start()
         if start_refresher:
             self.index.start()
             if decision_log is not None:
@@ -160,6 +168,7 @@ class FirewallService:
                 "screening": describe(self.firewall.screener), "policy": list(self.policy.source),
                 "country": self.policy.country, "worker_pid": os.getpid(),
                 "decision_log": self.decision_log.stats() if self.decision_log is not None else None,
+                "retention": self.pruner.stats() if self.pruner is not None else None,
                 "counters_queue": ({"pending": self.guarded_counters.pending, "applied": self.guarded_counters.applied,
                                     "dropped": self.guarded_counters.queue_dropped,
                                     "failures": self.guarded_counters.failures}
@@ -171,6 +180,8 @@ class FirewallService:
 
     def close(self) -> None:
         self.index.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
         if self.guarded_counters is not None:
             self.guarded_counters.close()
         if self.decision_log is not None:
@@ -221,7 +232,8 @@ def prepare_worker(state: Any, settings: Settings, store: Store) -> FirewallServ
 
 def publisher_main(data_dir: str, policy_path: str | None, directory: str) -> None:
     """The publisher process of `forewarn firewall serve`: builds snapshots from the store and
-    publishes them to ``directory`` until SIGTERM, or until its parent is gone. (Ctrl-C reaches
+    publishes them to ``directory`` until SIGTERM, or until its parent is gone; it also prunes the
+    decision log by the policy's retention (once per node, not once per worker). (Ctrl-C reaches
     the whole process group: the parent stops the workers first, then this process.)"""
     import signal
 
@@ -246,6 +258,11 @@ def publisher_main(data_dir: str, policy_path: str | None, directory: str) -> No
     store = open_store(settings, upgrade=False)
     try:
         policy = load_policy(settings.country, policy_path)
-        run_publisher(SnapshotBuilder(store, policy), Path(directory), policy.refresh_s, should_stop)
+        pruner = RetentionPruner(store, policy)
+        pruner.start()
+        try:
+            run_publisher(SnapshotBuilder(store, policy), Path(directory), policy.refresh_s, should_stop)
+        finally:
+            pruner.stop()
     finally:
         store.close()

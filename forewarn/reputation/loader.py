@@ -3,10 +3,14 @@
 Sources, each turned into rows of (key, effective confidence, last seen, flags, scam type):
 - the core ``indicators`` table (active, non-revoked), each row's confidence scaled by its source's
   weight and raised by its sightings;
-- analysts' verdicts: ``scam`` counts as a confirmed source, ``not_scam`` clears every row and
-  report about the value seen up to the verdict (a later sighting counts again);
+- analysts' verdicts: ``scam`` (a rejected appeal, or a verdict on its own) counts as a confirmed
+  source that does not decay for ``verdict_hold_days`` (it is treated as seen at every build until
+  then, and decays over the type's lifetime afterwards), ``not_scam`` clears every row and report
+  about the value seen up to the verdict (a later sighting counts again);
 - citizen reports, weighted by their reporters' track records (:mod:`forewarn.reputation.reports`);
-- pending appeals flag their entries, and those past their deadline are lifted.
+- pending appeals flag their entries, and those past their deadline are lifted, except (unless the
+  policy says otherwise) when an analyst's latest verdict on the value is ``scam``: re-appealing a
+  confirmed value does not unblock it by waiting out the deadline.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class ReputationConfig:
     source_weights: Mapping[str, float] = field(default_factory=lambda: {"partner:": 1.0})
     default_source_weight: float = 1.0
     verdict_confidence: float = 0.95
+    verdict_hold_days: float = 180.0
+    lift_overdue_after_confirmation: bool = False
     reports: ReportWeighting = field(default_factory=ReportWeighting)
 
     def weight(self, source: str) -> float:
@@ -119,6 +125,8 @@ def load_snapshot(conn: Connection, config: ReputationConfig | None = None,
     for row in verdict_rows:
         latest_verdict[(row.indicator_type, row.value)] = row
     cleared: dict[tuple[str, str], datetime] = {}
+    confirmed: set[int] = set()
+    hold_s = config.verdict_hold_days * 86_400.0
     for (kind, value), row in latest_verdict.items():
         decided = utc(row.decided_at)
         assert decided is not None
@@ -127,7 +135,12 @@ def load_snapshot(conn: Connection, config: ReputationConfig | None = None,
         else:
             key = _key(kind, value)
             if key is not None:
-                rows.add(key, config.verdict_confidence, decided.timestamp(), TRUSTED | VERDICT, None)
+                # Confirmed by an analyst: as fresh as a sighting now until the hold ends (snapshots
+                # are rebuilt at least every few minutes), so it does not lapse like an unconfirmed one.
+                held_until = decided.timestamp() + hold_s
+                rows.add(key, config.verdict_confidence, max(decided.timestamp(), min(now.timestamp(), held_until)),
+                         TRUSTED | VERDICT, None)
+                confirmed.add(key)
     cleared_keys = {k: v.timestamp() for (kind, value), v in cleared.items() if (k := _key(kind, value)) is not None}
 
     ind = t.indicators.c
@@ -167,7 +180,8 @@ def load_snapshot(conn: Connection, config: ReputationConfig | None = None,
         if key is None:
             continue
         deadline = utc(appeal.deadline_at)
-        (overdue if deadline is not None and deadline <= now else pending).append(key)
+        lifts = config.lift_overdue_after_confirmation or key not in confirmed
+        (overdue if lifts and deadline is not None and deadline <= now else pending).append(key)
     if pending:
         snapshot = snapshot.with_flags(pending, APPEAL_PENDING)
     if overdue:

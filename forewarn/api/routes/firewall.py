@@ -244,8 +244,12 @@ def submit_appeal(body: AppealIn, request: Request, svc: FirewallService = Depen
                                         deadline_hours=svc.policy.appeal_deadline_hours, actor="public")
     except appeals.AppealError as exc:
         raise HTTPException(422, str(exc)) from None
+    # the owner learns that the value was already decided (not by whom, nor the other appeals' contacts)
+    verdict = row["prior"]["latest_verdict"]
     return {"appeal_id": row["appeal_id"], "status": row["status"], "value": row["value"],
-            "deadline_at": row["deadline_at"].isoformat()}
+            "deadline_at": row["deadline_at"].isoformat(),
+            "previous_verdict": ({"verdict": verdict["verdict"], "decided_at": verdict["decided_at"].isoformat()}
+                                 if verdict else None)}
 
 
 @router.get("/v1/appeals", tags=["appeals"], summary="List appeals, nearest deadline first (role: analyst)")
