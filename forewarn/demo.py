@@ -62,6 +62,7 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Progress | N
         quality = suspect_quality(store, [str(n) for n in truth.fraud_numbers["number"]])
         warning_figures: dict[str, Any] = dict(forewarning.evaluate(store, scenario_dir))
         warning_figures["non_victims_warned_breakdown"] = warned_non_victims_breakdown(store, scenario_dir)
+        warning_figures["victims_breakdown"] = victims_breakdown(store, scenario_dir)
         with store.engine.connect() as conn:
             stored = {kind: repo.count_events(conn, kind) for kind in
                       ("call", "message", "payment", "report", "signal", "subscriber")}
@@ -107,11 +108,17 @@ def top_suspect_number(settings: Settings) -> str | None:
     return phones[0] if phones else None
 
 
+ENGAGED_CALL_SECONDS = 300  # the policy's default long call: a conversation, not a pitch
+
+
 def warned_non_victims_breakdown(store: Store, scenario_dir: Path) -> dict[str, int]:
-    """Warned people who did not pay, split by whether a fraud number or sender had contacted them.
+    """Warned people who did not pay, split by what the ground truth says a scammer did with them.
 
     A person a scammer called or texted but who never paid counts as a "non-victim" in the target
-    figure, yet warning them is the point; a warning to someone no scammer reached is a false alarm.
+    figure, yet warning them may be the point: ``engaged_with_fraud`` counts those who (in the
+    simulator's truth) visited a scam link or talked at least five minutes with a fraud number, in
+    either direction; ``contacted_by_fraud`` all those a fraud number or sender reached (engaged or
+    not); ``never_contacted`` those no scammer reached — plain false alarms.
     """
     import pandas as pd
 
@@ -119,11 +126,39 @@ def warned_non_victims_breakdown(store: Store, scenario_dir: Path) -> dict[str, 
 
     truth = scenario_dir / "truth"
     fraud = set(pd.read_parquet(truth / "fraud_numbers.parquet", columns=["number"])["number"])
+    operations = pd.read_parquet(truth / "operations.parquet", columns=["sender_ids", "urls"])
+    senders = fraud | {s for ids in operations["sender_ids"] for s in ids}
+    scam_urls = {u for urls in operations["urls"] for u in urls}
     victims = set(pd.read_parquet(truth / "victims.parquet", columns=["number"])["number"])
-    calls = pd.read_parquet(scenario_dir / "calls.parquet", columns=["caller", "callee"])
+    calls = pd.read_parquet(scenario_dir / "calls.parquet", columns=["caller", "callee", "duration_s"])
     messages = pd.read_parquet(scenario_dir / "messages.parquet", columns=["sender", "recipient"])
+    signals = pd.read_parquet(scenario_dir / "signals.parquet", columns=["signal_type", "subscriber", "indicator_value"])
     contacted = set(calls.loc[calls["caller"].isin(fraud), "callee"]) | set(
-        messages.loc[messages["sender"].isin(fraud), "recipient"])
+        messages.loc[messages["sender"].isin(senders), "recipient"])
+    talked = calls[calls["duration_s"] >= ENGAGED_CALL_SECONDS]
+    engaged = (set(talked.loc[talked["caller"].isin(fraud), "callee"]) | set(talked.loc[talked["callee"].isin(fraud), "caller"])
+               | set(signals.loc[(signals["signal_type"] == "url_visit") & signals["indicator_value"].isin(scam_urls),
+                                 "subscriber"]))
     warned_non_victims = [n for n in first_warnings(store) if n not in victims]
     reached = sum(1 for n in warned_non_victims if n in contacted)
-    return {"contacted_by_fraud": reached, "never_contacted": len(warned_non_victims) - reached}
+    return {"contacted_by_fraud": reached, "engaged_with_fraud": sum(1 for n in warned_non_victims if n in engaged),
+            "never_contacted": len(warned_non_victims) - reached}
+
+
+def victims_breakdown(store: Store, scenario_dir: Path) -> dict[str, int]:
+    """True victims: all, those whose first payment falls inside the scenario window (the share warned
+    before it is the headline figure), and those hooked too late for the money to move before the
+    window ends — how many of them were warned at all, which the headline figure cannot judge."""
+    import pandas as pd
+
+    from forewarn.forewarning.evaluation import first_warnings
+
+    victims = pd.read_parquet(scenario_dir / "truth" / "victims.parquet", columns=["number", "first_payment_at"])
+    warned = first_warnings(store)
+    paid = victims[victims["first_payment_at"].notna()]
+    before = sum(1 for number, first_pay in zip(paid["number"], paid["first_payment_at"], strict=True)
+                 if number in warned and warned[number] < first_pay.to_pydatetime())
+    unpaid = victims[victims["first_payment_at"].isna()]
+    return {"victims": len(victims), "paid_in_window": len(paid), "paid_in_window_warned_before": before,
+            "paying_after_window": len(unpaid),
+            "paying_after_window_warned": sum(1 for n in unpaid["number"] if n in warned)}

@@ -65,7 +65,11 @@ def behaviour_signals(records: dict[str, list[str]], progress: Callable[[], None
                           progress=progress)
     signals = []
     for row in first.to_dict("records"):
-        signals.append(Signal(detector=f"behaviour.{row['detector']}", subject_type=SubjectType.PHONE,
+        # detector names already carry their capability ("behaviour.wangiri"); policies match on them
+        detector = str(row["detector"])
+        if not detector.startswith("behaviour."):
+            detector = f"behaviour.{detector}"
+        signals.append(Signal(detector=detector, subject_type=SubjectType.PHONE,
                               subject=str(row["number"]), score=float(row["score"]),
                               reasons=[r for r in str(row["reasons"]).split(";") if r],
                               observed_at=pd.Timestamp(row["first_flagged_at"]).to_pydatetime()))

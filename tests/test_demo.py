@@ -46,6 +46,18 @@ def test_demo_runs_end_to_end_and_reports_against_ground_truth(tmp_path: Path) -
     assert 0.0 <= report["victims_warned_before_first_payment"] <= 1.0
     assert 0.0 <= report["non_victims_warned"] <= 1.0
     assert report["alerts"] > 0, "a scenario with fraud operations must raise alerts"
+    # the breakdowns, computed separately from the ground truth, agree with the headline figures
+    victims = report["victims_breakdown"]
+    assert victims["victims"] == victims["paid_in_window"] + victims["paying_after_window"] > 0
+    assert victims["paid_in_window_warned_before"] <= victims["paid_in_window"]
+    assert victims["paying_after_window_warned"] <= victims["paying_after_window"]
+    assert report["victims_warned_before_first_payment"] == round(
+        victims["paid_in_window_warned_before"] / victims["paid_in_window"], 4)
+    wrongly = report["non_victims_warned_breakdown"]
+    assert wrongly["engaged_with_fraud"] <= wrongly["contacted_by_fraud"]
+    non_victims = report["events"]["stored"]["subscriber"] - victims["victims"]
+    assert report["non_victims_warned"] == round((wrongly["contacted_by_fraud"] + wrongly["never_contacted"])
+                                                 / non_victims, 5)
 
     # Running the demo again starts from a clean node: the same seed gives the same figures.
     again = tmp_path / "report2.json"

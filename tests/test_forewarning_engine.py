@@ -184,6 +184,20 @@ def test_evaluate_reads_the_simulators_truth_directory(store: Store, tmp_path: P
     assert figures["victims_warned_before_first_payment"] == round(6 / 7, 4)
 
 
+def test_victims_whose_money_moves_after_the_window_are_victims_without_a_verdict(store: Store) -> None:
+    sc = _seed(store, victims=4, bystanders=20)
+    run(store)
+    hooked_late = dict(sc.victims[0], first_payment_at=None)  # warned, but no payment in the scenario
+    unwarned_late = {"number": sc.bystanders[0], "decisive_at": START, "first_payment_at": None,
+                     "first_contact_at": START}
+    figures = evaluate(store, [hooked_late, *sc.victims[1:], unwarned_late])
+    # neither counts for or against the before-payment share; neither is a non-victim
+    assert figures["victims_warned_before_first_payment"] == 1.0
+    assert figures["non_victims_warned"] == 0.0
+    figures = evaluate(store, [hooked_late, unwarned_late])
+    assert figures["victims_warned_before_first_payment"] is None
+
+
 def test_streaming_through_the_ingest_bus(store: Store) -> None:
     from forewarn.ingest import bus
     from forewarn.ingest.validate import stored_from_model

@@ -7,6 +7,13 @@ ingestion stores it; :func:`attach_to_bus` subscribes to :mod:`forewarn.ingest.b
 counterpart is flagged only later is kept for the chain window and joins the victim's timeline
 when the flag arrives ("retro" entries), so the order in which detectors finish does not matter.
 
+Evidence has two strengths. *Contact* — a flagged number rang, texted or briefly spoke to the
+person — is what nearly everyone gets from mass dialling; *engagement* (``risk.engagement_reasons``
+in the policy) — a long call, a call back or a message to a suspect, a visit to a flagged link, and
+the routine events (new payee, SIM swap, remote-access app, parcel redirect) that follow such
+engagement — is a live attempt. Personal interventions need engagement within the chain window;
+contacts alone, however many, reach at most the ``mark`` tier (no message, no task).
+
 Re-running is safe: warning, alert and task identities derive from the victim and the triggering
 event, so a replay of the same data issues nothing twice; tiers already fired are restored from
 ``fw_risk_state`` on start.
@@ -254,12 +261,14 @@ class ForewarningEngine:
         def mk(reason: str) -> None:
             out.append(Entry(at, reason, w(reason), event_id, counterpart, scam_type, retro))
 
-        if tag in ("call_out", "call_in", "msg") and self._nuisance(flag):
+        if tag in ("call_out", "call_in", "msg", "reply") and self._nuisance(flag):
             mk("contact.nuisance")
             return out
         if tag in ("call_out", "call_in"):
             if tag == "call_in":
-                mk("contact.victim_called_suspect")
+                # calling back a missed number out of curiosity is not a conversation with a scammer
+                mk("contact.victim_called_suspect" if duration >= r.conversation_seconds
+                   else "contact.called_back_no_conversation")
             elif duration <= 0:
                 mk("contact.flagged_call_unanswered")
             else:
@@ -270,6 +279,8 @@ class ForewarningEngine:
                 mk("call.long_with_suspect")
         elif tag == "msg":
             mk("contact.flagged_message")
+        elif tag == "reply":
+            mk("contact.victim_messaged_suspect")
         elif tag == "pay":
             mk("bank.transfer_to_suspected_mule")
         elif tag == "payee":
@@ -286,9 +297,11 @@ class ForewarningEngine:
         return tl is not None and tl.contacted_within(at, self._window)
 
     def _after_engagement(self, victim: str, at: datetime) -> bool:
-        """A new payee or a parcel redirect is everyday life unless the person engaged with a suspect."""
+        """A new payee, a SIM swap, a remote-access app or a parcel redirect is everyday life unless the
+        person engaged with a suspect: scammers ring and text nearly everyone, so mere contact followed
+        by a routine event is coincidence, not a chain."""
         tl = self.timelines.get(victim)
-        return tl is not None and tl.engaged_within(at, self._window)
+        return tl is not None and tl.engaged_within(at, self._window, self.policy.risk.engagement_reasons)
 
     # handlers return [(victim, time)] of the timelines they touched
 
@@ -328,7 +341,13 @@ class ForewarningEngine:
         at = parse_time(data["sent_at"])
         flag = self.book.phone(sender, at)
         if flag is None:
+            flag_to = self.book.phone(recipient, at)
+            if flag_to is not None:  # a reply to a suspect: the person is in a conversation with them
+                for e in self._entries_for("reply", at, event_id, recipient, 0, flag_to, sender):
+                    self._add(sender, e)
+                return [(sender, at)]
             self._remember(sp.PHONE, sender, at, recipient, event_id, "msg")
+            self._remember(sp.PHONE, recipient, at, sender, event_id, "reply")
             return []
         for e in self._entries_for("msg", at, event_id, sender, 0, flag, recipient):
             self._add(recipient, e)
@@ -427,6 +446,8 @@ class ForewarningEngine:
             return []
         score = tl.score(at, self.policy.risk)
         due = [tier for tier in self._tiers if score >= tier.at_score and tier.tier not in tl.tiers_fired]
+        if due:
+            due = self._by_evidence(tl, due, at)
         if not due:
             if len(tl.entries) > 64:
                 tl.prune(at, self.policy.risk)
@@ -444,6 +465,17 @@ class ForewarningEngine:
         self.fired.extend(fired)
         return fired
 
+    def _by_evidence(self, tl: VictimTimeline, due: list[Tier], at: datetime) -> list[Tier]:
+        """Personal steps (a warning and up) need engagement with a suspect within the chain window:
+        being rung or texted by scammers — as nearly everyone is — is not a live attempt, however
+        often it happens. Contacts alone get the light steps (a firewall mark), and only while no
+        personal step has fired in this episode."""
+        if tl.engaged_within(at, self._window, self.policy.risk.engagement_reasons):
+            return [tier for tier in due if tier.needs_engagement]
+        if any(tier.needs_engagement and tier.tier in tl.tiers_fired for tier in self._tiers):
+            return []
+        return [tier for tier in due if not tier.needs_engagement]
+
     def flush(self) -> None:
         """Persist buffered timeline entries and risk states."""
         self.interventions.flush(self.timelines, self.policy)
@@ -460,7 +492,7 @@ def provider_is_bank(data: dict[str, Any]) -> bool:
     return data.get("provider") == "bank"
 
 
-_NEEDS_ENGAGEMENT = frozenset({"post.parcel_redirect"})
+_NEEDS_ENGAGEMENT = frozenset({"post.parcel_redirect", "telco.sim_swap", "device.remote_access_app"})
 _HANDLERS: dict[str, Callable[[ForewarningEngine, dict[str, Any], str | None], list[tuple[str, datetime]]]] = {
     "call": ForewarningEngine._call,
     "message": ForewarningEngine._message,
@@ -542,10 +574,11 @@ def run(store: Store, *, policy: Policy | None = None, since: datetime | None = 
         engine.observe_flag(next_flag)
         next_flag = next(flag_iter, None)
     engine.flush()
+    personal = {tier.tier for tier in engine.policy.tiers if tier.needs_engagement}
     if progress is not None:
         progress(n % 5000)
     return RunReport(events=n, flags=engine.stats.flags,
-                     victims_at_risk=sum(1 for tl in engine.timelines.values() if tl.tiers_fired),
+                     victims_at_risk=sum(1 for tl in engine.timelines.values() if tl.tiers_fired & personal),
                      fired=dict(engine.stats.fired), retro_entries=engine.stats.retro_entries,
                      seconds=round(time.perf_counter() - started, 3),
                      skipped_existing=engine.interventions.skipped_existing)

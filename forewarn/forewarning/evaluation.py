@@ -1,7 +1,11 @@
 """Measuring forewarning against the simulator's ground truth (``DIR/truth/*.parquet``).
 
 - ``victims_warned_before_first_payment``: share of true victims (``victims.parquet``) whose first
-  warning was queued — on the scenario's clock — before their first payment to a mule account;
+  warning was queued — on the scenario's clock — before their first payment to a mule account,
+  over the victims whose first payment the scenario contains. A victim hooked so late that the money
+  moves after the window (no ``first_payment_at``) is still a victim — not counted among the
+  non-victims — but whether a warning would beat that payment is unknown, so the share leaves them
+  out (the demo reports them separately);
 - ``non_victims_warned``: share of the other subscribers (subscriber records in the store that are
   not victims) who received any warning;
 - ``median_seconds_to_warning``: median, over victims warned, of (warning queued − decisive event),
@@ -86,9 +90,9 @@ def evaluate(store: Store, truth: Any) -> dict[str, float | None]:
     for v in victims:
         first_pay = _ts(v.get("first_payment_at"))
         queued = warned.get(str(v["number"]))
-        counted += 1
-        if queued is not None and (first_pay is None or queued < first_pay):
-            before += 1
+        if first_pay is not None:
+            counted += 1
+            before += queued is not None and queued < first_pay
         decisive = _ts(v.get("decisive_at"))
         if queued is not None and decisive is not None:
             delays.append(max(0.0, (queued - decisive).total_seconds()))

@@ -9,6 +9,11 @@
    the victim's bank when the policy names the bank's endpoint.
 4. ``visit`` — an in-person visit task.
 
+Before them, for risk from contacts alone (scammers rang or texted the person, who did not engage):
+``mark`` — no message and no task, so that people who are merely on a scammer's list are not
+trained to ignore warnings; the firewall labels the flagged numbers' calls and SMS, and the mark
+is kept in the risk state (and the audit log) for the officer who looks at the person later.
+
 All of one firing — alert, case, warning, tasks, outbox messages, timeline rows, risk state and
 the audit entry — is written in one transaction, so a crash leaves either all of it or none.
 Identities derive from the victim, the tier and the triggering event, so a replay adds nothing.
@@ -140,7 +145,7 @@ class Interventions:
 
     def ack_minutes(self, tier: Tier, centre: Centre) -> float:
         own = (self.centre_settings.get(centre.centre_id) or {}).get("ack_minutes")
-        return float(own) if own else tier.ack_minutes
+        return float(own) if own else tier.deadline_minutes
 
     # --- firing --------------------------------------------------------------------------------
 
@@ -149,6 +154,10 @@ class Interventions:
         from forewarn.forewarning.engine import Fired
 
         victim = tl.subscriber
+        if all(tier.action == "mark" for tier in tiers):
+            return self._mark(tl, tiers, score=score, reasons=reasons, at=at, trigger_event_id=trigger_event_id,
+                              arrival=arrival)
+        tiers = [tier for tier in tiers if tier.action != "mark"]
         centre = self.centre_for(victim, profile)
         scam_type = tl.scam_type()
         suspects = tl.counterparts()
@@ -210,6 +219,26 @@ class Interventions:
                             ft.fw_warning_meta.c.warning_id == f.warning_id).values(latency_s=latency))
         return out
 
+    def _mark(self, tl: VictimTimeline, tiers: list[Tier], *, score: float, reasons: list[str], at: datetime,
+              trigger_event_id: str | None, arrival: float) -> list[Fired]:
+        """Contacts alone: record the mark (risk state, timeline, audit); no alert, case, message or task."""
+        from forewarn.forewarning.engine import Fired
+
+        victim = tl.subscriber
+        with self.store.begin() as conn:
+            tl.tiers_fired.update(tier.tier for tier in tiers)
+            tl.last_fired_at = at
+            rows = self._timeline_rows(victim)
+            if rows:
+                conn.execute(ft.fw_timeline.insert(), rows)
+            self._touched.discard(victim)
+            self._save_state(conn, tl, at)
+            audit.append(conn, ACTOR, "forewarning.mark", victim, {
+                "tiers": [x.tier for x in tiers], "score": round(score, 4), "reasons": reasons[:8],
+                "suspects": tl.counterparts()[:20], "trigger_event_id": trigger_event_id})
+        latency = time.perf_counter() - arrival
+        return [Fired(victim, tier.tier, tier.action, score, reasons, trigger_event_id, at, latency) for tier in tiers]
+
     def _warning(self, conn: Connection, tl: VictimTimeline, tier: Tier, centre: Centre, profile: Profile,
                  scam_type: str | None, at: datetime, trigger: str, trigger_event_id: str | None, arrival: float,
                  now: datetime) -> str:
@@ -232,7 +261,7 @@ class Interventions:
             signed_payload=canonical(payload).decode("utf-8")))
         outbox.enqueue(conn, channel="sms", recipient=victim, body=body, idempotency_key=f"warning:{warning_id}",
                        warning_id=warning_id, max_attempts=self.policy.delivery.max_attempts, now=now,
-                       payload={"deadline": (now + timedelta(minutes=tier.ack_minutes)).isoformat()})
+                       payload={"deadline": (now + timedelta(minutes=tier.deadline_minutes)).isoformat()})
         return warning_id
 
     def _task(self, conn: Connection, tl: VictimTimeline, tier: Tier, centre: Centre, score: float,
@@ -262,7 +291,7 @@ class Interventions:
                            max_attempts=self.policy.delivery.max_attempts, now=now,
                            payload={"type": "payment_hold_request", "task_id": task_id, "subscriber": victim,
                                     "bank": tl.bank_code, "score": round(score, 4), "reasons": reasons[:8],
-                                    "ack_within_minutes": tier.ack_minutes, "issuer": self.issuer,
+                                    "ack_within_minutes": tier.deadline_minutes, "issuer": self.issuer,
                                     "hmac_secret_env": endpoint.secret_env})
         return task_id
 
@@ -274,7 +303,7 @@ def undelivered_warnings_to_callbacks(store: Store, policy: Policy, now: datetim
     callback_tier = next((x for x in policy.tiers if x.action == "callback"), None)
     if tier is None or callback_tier is None:
         return 0
-    cutoff = now - timedelta(minutes=tier.ack_minutes)
+    cutoff = now - timedelta(minutes=tier.deadline_minutes)
     made = 0
     with store.begin() as conn:
         rows = conn.execute(select(ft.fw_outbox.c.warning_id, ft.fw_outbox.c.recipient, ft.fw_outbox.c.status,
@@ -293,7 +322,7 @@ def undelivered_warnings_to_callbacks(store: Store, policy: Policy, now: datetim
             if centre is None:
                 continue
             task_id = tk.create_task(conn, kind="callback", subscriber=r.recipient, centre=centre,
-                                     ack_minutes=callback_tier.ack_minutes,
+                                     ack_minutes=callback_tier.deadline_minutes,
                                      idempotency_key=f"callback-undelivered:{r.warning_id}",
                                      score=float(state.score) if state is not None else 0.0,
                                      reasons=["delivery.warning_not_delivered"],

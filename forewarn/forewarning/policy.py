@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
-TierAction = Literal["warning", "callback", "payment_hold", "visit"]
+TierAction = Literal["mark", "warning", "callback", "payment_hold", "visit"]
 
 
 class PolicyError(ValueError):
@@ -25,6 +25,8 @@ class RiskPolicy(BaseModel):
     chain_window_hours: float = Field(gt=0)
     long_call_seconds: float = Field(gt=0)
     very_long_call_seconds: float = Field(gt=0)
+    conversation_seconds: float = Field(default=60.0, ge=0)
+    engagement_reasons: frozenset[str] = Field(default_factory=frozenset)
     episode_reset_days: float = Field(gt=0)
     suspect_min_score: float = Field(ge=0, le=1)
     indicator_min_confidence: int = Field(ge=0, le=100)
@@ -42,6 +44,9 @@ class RiskPolicy(BaseModel):
         bad = [k for k, v in self.weights.items() if not 0 <= v < 1]
         if bad:
             raise ValueError(f"weights must be in [0, 1): {', '.join(bad)}")
+        unknown = sorted(self.engagement_reasons - set(self.weights))
+        if unknown:
+            raise ValueError(f"engagement_reasons without a weight: {', '.join(unknown)}")
         return self
 
     def weight(self, reason: str) -> float:
@@ -49,12 +54,34 @@ class RiskPolicy(BaseModel):
 
 
 class Tier(BaseModel):
+    """One step of the intervention ladder.
+
+    ``needs_engagement``: the step fires only when the person engaged with a suspect within the
+    chain window (a reason in ``risk.engagement_reasons``), not merely because scammers reached
+    them. A ``mark`` step (no message, no task: the firewall labels the flagged numbers' calls and
+    SMS) is the one meant for risk from contacts alone.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    tier: int = Field(ge=1, le=9)
+    tier: int = Field(ge=0, le=9)
     action: TierAction
     at_score: float = Field(gt=0, le=1)
-    ack_minutes: float = Field(gt=0)
+    ack_minutes: float | None = Field(default=None, gt=0)
+    needs_engagement: bool = True
+
+    @model_validator(mode="after")
+    def _deadline_for_personal_steps(self) -> Tier:
+        if self.action != "mark" and self.ack_minutes is None:
+            raise ValueError(f"tier {self.tier} ({self.action}) needs ack_minutes")
+        return self
+
+    @property
+    def deadline_minutes(self) -> float:
+        """``ack_minutes`` of a step that has one (every step but ``mark``)."""
+        if self.ack_minutes is None:
+            raise ValueError(f"tier {self.tier} ({self.action}) has no deadline")
+        return self.ack_minutes
 
 
 class Escalation(BaseModel):

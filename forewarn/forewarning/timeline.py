@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from forewarn.forewarning.policy import RiskPolicy
 
 CONTACT_PREFIXES = ("contact.", "call.")
-# reasons showing the person engaged with a suspect, not merely that a suspect reached out
-ENGAGEMENT = frozenset({"call.long_with_suspect", "call.very_long_with_suspect", "contact.victim_called_suspect",
-                        "internet.flagged_url_visit", "internet.flagged_url_visit_after_contact",
-                        "device.remote_access_app_after_contact"})
+# contacts that say only that a scammer tried: a ring nobody answered, a call back that did not
+# connect or lasted seconds, a wangiri ring — not that anyone listened
+WEAK_CONTACTS = frozenset({"contact.flagged_call_unanswered", "contact.called_back_no_conversation",
+                           "contact.nuisance"})
 MIN_EFFECT = 0.002  # an entry whose decayed weight is below this is dropped from memory
 
 
@@ -101,11 +101,13 @@ class VictimTimeline:
         return None
 
     def contacted_within(self, at: datetime, window: timedelta) -> bool:
-        return any(e.reason.startswith(CONTACT_PREFIXES) and e.reason != "contact.flagged_call_unanswered"
+        """A suspect reached the person (more than a ring) within ``window`` before ``at``."""
+        return any(e.reason.startswith(CONTACT_PREFIXES) and e.reason not in WEAK_CONTACTS
                    and at - window <= e.at <= at for e in self.entries)
 
-    def engaged_within(self, at: datetime, window: timedelta) -> bool:
-        return any(e.reason in ENGAGEMENT and at - window <= e.at <= at for e in self.entries)
+    def engaged_within(self, at: datetime, window: timedelta, engagement: frozenset[str]) -> bool:
+        """The person engaged with a suspect (a reason in ``engagement``) within ``window`` before ``at``."""
+        return any(e.reason in engagement and at - window <= e.at <= at for e in self.entries)
 
     def prune(self, at: datetime, policy: RiskPolicy) -> None:
         half_life = policy.half_life_hours * 3600

@@ -24,6 +24,8 @@ Event files (schema version 1; times are UTC ``timestamp[us, tz=UTC]``; rows are
 ``signals.parquet`` (ProviderSignal): event_id, source, kind, provider, signal_type, subscriber,
     indicator_type, indicator_value, observed_at, detail (a JSON object as a string). Types:
     url_visit, remote_access_app_installed, new_payee, sim_swap, bulk_sim_parcel, parcel_redirect.
+    Innocent people produce them too: new payees, lost-phone SIM swaps, visits to new sites and
+    remote-support apps from the app store (a few per 10,000 people a day).
 ``reports.parquet`` (CitizenReport): event_id, source, kind, reporter, indicator_type, indicator_value,
     verdict, scam_type, loss_amount, currency, reported_at, lang.
 
@@ -41,8 +43,10 @@ Ground truth (``out_dir/truth/``)
 ``victims.parquet``: number, op_id, op_type, scam_type, first_contact_at, decisive_kind (long_call or
     link_visit), decisive_event_id (the call or the scam SMS), decisive_started_at, decisive_at (when
     the decisive event was complete and observable: the call's end, the visit), first_payment_at
-    (always after decisive_at, by minutes to hours), first_payment_event_id, payment_event_ids,
-    payments, amount, currency, mule_account, fraud_number, reported.
+    (after decisive_at: minutes to hours for most scams, one to ten days after first contact for the
+    slow ones; null, with payments 0 and no payment ids or mule account, for a victim hooked so late
+    that the money moves after the window), first_payment_event_id, payment_event_ids, payments,
+    amount, currency, mule_account, fraud_number, reported.
 ``mule_accounts.parquet``: account, op_id, layer (1 receives from victims, 2 from mules), holder_number,
     first_credit_at.
 ``scam_messages.parquet``: event_id, op_id, sender, recipient, lure, url, lang, sent_at.

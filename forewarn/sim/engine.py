@@ -196,11 +196,13 @@ def _new_payee_signals(world: World, rng: np.random.Generator, tables: Tables,
 
 
 def _noise_signals(world: World) -> list[dict[str, Any]]:
-    """Signals about innocent people: lost-phone SIM swaps, visits to new but harmless sites."""
+    """Signals about innocent people: lost-phone SIM swaps, visits to new but harmless sites, and
+    remote-support apps installed from the app store (a help desk, a relative fixing a parent's phone):
+    the same tools scammers have victims install, so the app alone proves nothing."""
     rng = stream(world.cfg.seed, "noise-signals")
     span = world.end_us - world.start_us
     out = []
-    for signal_type, rate in (("sim_swap", 0.0002), ("url_visit", 0.0005)):
+    for signal_type, rate in (("sim_swap", 0.0002), ("url_visit", 0.0005), ("remote_access_app_installed", 0.0002)):
         n = int(rng.poisson(world.n_home * rate * world.cfg.days))
         for who in rng.integers(0, world.n_home, n).tolist():
             country = ALL_COUNTRIES[world.party_country[who]]
@@ -210,6 +212,13 @@ def _noise_signals(world: World) -> list[dict[str, Any]]:
                             "subscriber": world.parties[who], "indicator_type": None, "indicator_value": None,
                             "at": at, "detail": json.dumps({"channel": "retail_store", "kyc_checked": True,
                                                             "reason": "lost_phone"}, sort_keys=True)})
+            elif signal_type == "remote_access_app_installed":
+                app = str(rng.choice(["com.anydesk.anydeskandroid", "com.teamviewer.quicksupport.market",
+                                      "com.rustdesk.rustdesk"]))
+                out.append({"source": f"isp-{country.lower()}", "provider": "internet",
+                            "signal_type": "remote_access_app_installed", "subscriber": world.parties[who],
+                            "indicator_type": "app_package", "indicator_value": app, "at": at,
+                            "detail": json.dumps({"permission": "accessibility", "sideloaded": False}, sort_keys=True)})
             else:
                 word = str(rng.choice(["bakery", "tuition", "homestay", "florist", "repair", "noodle", "yoga"]))
                 domain = f"{word}-{int(rng.integers(100, 999))}.{str(rng.choice(['com', 'net', 'shop']))}"
@@ -349,8 +358,8 @@ def _write_truth(world: World, fraud: FraudActivity, report_keys: np.ndarray, tr
         "decisive_event_id": _ids(victim_prefix[v["decisive_kind"]], [v["decisive_key"]])[0],
         "decisive_started_at": _iso(v["decisive_start_us"]), "decisive_at": _iso(v["decisive_at_us"]),
         "first_payment_at": _iso(v["first_payment_us"]),
-        "first_payment_event_id": _ids("pay", v["payment_keys"][:1])[0],
-        "payment_event_ids": _ids("pay", v["payment_keys"]), "payments": v["payments"],
+        "first_payment_event_id": next(iter(_ids("pay", v.get("payment_keys", [])[:1])), None),
+        "payment_event_ids": _ids("pay", v.get("payment_keys", [])), "payments": v["payments"],
         "amount": Decimal(v["amount_cents"]).scaleb(-2), "currency": v["currency"], "mule_account": v["mule_account"],
         "fraud_number": v["fraud_number"], "reported": v["reported"],
     } for v in fraud.victims], schema=pa.schema([

@@ -4,7 +4,8 @@ Operation types (``FraudType``): mass dialling from fresh local SIMs on border c
 terminating international traffic as local calls, SIMs of the victims' country roaming next door,
 wangiri one-ring calls from foreign numbers, home-country caller IDs spoofed over international
 trunks, and SMS phishing in the victims' language. Victims take a long call or visit a link,
-then pay mule accounts minutes to hours later; mules pass the money on within minutes. Some
+then pay mule accounts minutes to hours later — or, for about a third (slow scams: investment,
+tasks), days later after more calls from the scammer; mules pass the money on within minutes. Some
 victims report; some people maliciously report innocent numbers; the post sees bulk SIM parcels.
 Per-call work is vectorised; per-victim work (hundreds to thousands) is a plain loop.
 """
@@ -47,7 +48,7 @@ from forewarn.sim.world import (
 
 US_PER_MIN = 60_000_000
 US_PER_S = 1_000_000
-STREAM_FRAUD_CALL, STREAM_CALLBACK, STREAM_FRAUD_MSG, STREAM_FRAUD_PAY = 4, 5, 14, 22
+STREAM_FRAUD_CALL, STREAM_CALLBACK, STREAM_FOLLOW_UP, STREAM_FRAUD_MSG, STREAM_FRAUD_PAY = 4, 5, 6, 14, 22
 
 
 class FraudType(StrEnum):
@@ -83,6 +84,14 @@ DOMAIN_STEMS = {
 }
 TLDS = ("top", "xyz", "cc", "icu", "shop", "vip", "club", "live", "info", "buzz")
 APK_LURES = {"parcel_customs", "bank_account_suspended", "police_impersonation"}
+# Share of victims, by lure, whose scam runs for more than a day from first contact to the first
+# payment; the rest pay within minutes to hours. Across the lures the simulator produces this comes
+# to about a third, as reported (GASA 2025: ~64 % of scams are over within a day of first contact):
+# investment ("pig butchering") and task scams groom their victims for days; a "customs fee" or an
+# "account suspended, verify now" is paid the same day.
+SLOW_SCAM_SHARE = {"investment": 0.85, "job_task": 0.65, "loan": 0.35, "prize": 0.25, "police_impersonation": 0.4,
+                   "parcel_customs": 0.15, "bank_account_suspended": 0.15}
+FOLLOW_UP_DAILY_P = 0.6  # on a given day of a slow scam the scammer calls; the rest happens in chat apps
 ANSWER_P = {FraudType.MASS_DIALLING: 0.22, FraudType.SIM_BOX: 0.35, FraudType.ROAMING: 0.3,
             FraudType.SPOOFED_CALLER_ID: 0.45, FraudType.SMS_PHISHING: 0.2, FraudType.WANGIRI: 0.0}
 
@@ -366,8 +375,9 @@ def simulate_fraud(world: World, counters: Counters) -> FraudActivity:
             hooks.append((click["at"], click["victim"], "link_visit", click["op"], -1))
             click["hooked"] = True
 
-    victims, payments, more_msgs, more_signals, more_reports, mules = _victims(
+    victims, payments, more_msgs, more_signals, more_reports, mules, follow_ups = _victims(
         world, rng, counters, ops, hooks, call_meta, clicks, scam_messages)
+    calls.append(follow_ups)
     messages.append(more_msgs)
     signals.extend(more_signals)
     reports.extend(more_reports)
@@ -471,8 +481,9 @@ def _victims(world: World, rng: np.random.Generator, counters: Counters, ops: li
              hooks: list[tuple[int, int, str, int, int]], call_meta: list[tuple[int, Columns]],
              clicks: list[dict[str, Any]], scam_messages: list[dict[str, Any]]
              ) -> tuple[list[dict[str, Any]], Columns, Columns, list[dict[str, Any]], list[dict[str, Any]],
-                        list[dict[str, Any]]]:
+                        list[dict[str, Any]], Columns]:
     cfg = world.cfg
+    follow_ups: list[Columns] = []
     rows_by_op = dict(call_meta)
     click_by_key = {(c["victim"], c["at"]): c for c in clicks}
     hooks.sort(key=lambda h: (h[0], h[1]))
@@ -537,9 +548,19 @@ def _victims(world: World, rng: np.random.Generator, counters: Counters, ops: li
                 signals.append(_signal(world, "telco", "sim_swap", victim, None, None, swapped,
                                        {"channel": "retail_store", "kyc_checked": False}))
                 ready = max(ready, swapped)
-        # the money moves: minutes to hours after the decisive moment
+        # the money moves: minutes to hours after the decisive moment, or days later for a slow scam
         first_pay = ready + int(np.clip(rng.lognormal(np.log(35 * 60), 0.8), 240, 10 * 3600) * US_PER_S)
+        if rng.random() < SLOW_SCAM_SHARE.get(op.scam_type, 0.0):
+            first_pay = max(first_pay, first_contact + int((1.0 + min(rng.exponential(1.5), 9.0)) * US_PER_DAY))
+            caller = (int(rows_by_op[oi]["caller"][row]) if kind == "long_call"
+                      else int(op.numbers[int(rng.integers(len(op.numbers)))]))  # the "agent" behind the link
+            touch = _keep_in_touch(world, rng, op, caller, victim, decisive_at, first_pay)
+            if touch is not None:
+                follow_ups.append(touch)
         if first_pay >= world.end_us:
+            # hooked, but the money moves after the window: a victim all the same, with no payment seen
+            victims.append(_victim_row(world, op, victim, kind, first_contact, decisive_key, decisive_start,
+                                       decisive_at, None, [], spec.currency, None, fraud_number))
             continue
         n_pay = int(min(rng.geometric(0.5), 6))
         total = rng.lognormal(np.log(spec.median_loss), 0.9)
@@ -579,13 +600,9 @@ def _victims(world: World, rng: np.random.Generator, counters: Counters, ops: li
                     pay[key].append(value)
                 mule_first.setdefault(layer2, onward)
             when += int(rng.lognormal(np.log(50 * 60), 0.9) * US_PER_S)
-        victims.append({"number": world.parties[victim], "op_id": op.op_id, "op_type": op.type.value,
-                        "scam_type": op.scam_type, "first_contact_us": first_contact,
-                        "decisive_kind": kind, "decisive_key": decisive_key, "decisive_start_us": decisive_start,
-                        "decisive_at_us": decisive_at, "first_payment_us": first_pay, "payments": len(amounts),
-                        "amount_cents": sum(amounts), "currency": spec.currency,
-                        "mule_account": world.accounts[pay["payee"][pay_truth[-len(amounts)][1]]],
-                        "fraud_number": fraud_number, "reported": False})
+        victims.append(_victim_row(world, op, victim, kind, first_contact, decisive_key, decisive_start, decisive_at,
+                                   first_pay, amounts, spec.currency,
+                                   world.accounts[pay["payee"][pay_truth[-len(amounts)][1]]], fraud_number))
         if rng.random() < cfg.report_rate:
             at = when + int(rng.lognormal(np.log(8 * 3600), 0.8) * US_PER_S)
             if at < world.end_us:
@@ -625,7 +642,44 @@ def _victims(world: World, rng: np.random.Generator, counters: Counters, ops: li
                 mules.append({"account": world.accounts[acc], "op_id": op.op_id, "layer": layer,
                               "holder_number": world.parties[int(op.mule_holders[k])] if layer == 1 else None,
                               "first_credit_us": mule_first.get(acc)})
-    return victims, payments, messages, signals, reports, mules
+    follow = concat(follow_ups, CALL_COLUMNS)
+    follow["eid"] = counters.keys(STREAM_FOLLOW_UP, len(follow["start"]))
+    return victims, payments, messages, signals, reports, mules, follow
+
+
+def _keep_in_touch(world: World, rng: np.random.Generator, op: Operation, caller: int, victim: int, since: int,
+                   until: int) -> Columns | None:
+    """A slow scam's visible trace between the hook and the payment: calls from the scammer on some
+    days (the rest of the grooming happens in chat apps the network does not see), and a call
+    shortly before the money is asked for."""
+    starts: list[int] = []
+    day = 1
+    while since + day * US_PER_DAY < until:
+        if rng.random() < FOLLOW_UP_DAILY_P:
+            starts.append(since + day * US_PER_DAY + int(rng.normal(0, 3) * US_PER_HOUR))
+        day += 1
+    if rng.random() < FOLLOW_UP_DAILY_P:  # "today is the last day to move your funds"
+        starts.append(until - int(rng.uniform(10, 90) * US_PER_MIN))
+    starts = sorted(t for t in starts if since < t < min(until, world.end_us))
+    if not starts:
+        return None
+    n = len(starts)
+    owner = np.full(n, int(np.flatnonzero(op.numbers == caller)[0]), np.int64)
+    rows = _scam_call_rows(world, rng, op, owner, np.array(starts, np.int64), np.full(n, victim, np.int64))
+    rows["dur"] = np.clip(np.rint(rng.lognormal(np.log(480), 0.7, n)), 60, 5400)  # the victim picks up and talks
+    rows["ring"] = np.rint(rng.gamma(2.0, 2.5, n) + 1)
+    rows["eid"] = np.zeros(n, CALL_COLUMNS["eid"])  # keys are drawn for all follow-ups at once
+    return rows
+
+
+def _victim_row(world: World, op: Operation, victim: int, kind: str, first_contact: int, decisive_key: int,
+                decisive_start: int, decisive_at: int, first_pay: int | None, amounts: list[int], currency: str,
+                mule_account: str | None, fraud_number: str | None) -> dict[str, Any]:
+    return {"number": world.parties[victim], "op_id": op.op_id, "op_type": op.type.value, "scam_type": op.scam_type,
+            "first_contact_us": first_contact, "decisive_kind": kind, "decisive_key": decisive_key,
+            "decisive_start_us": decisive_start, "decisive_at_us": decisive_at, "first_payment_us": first_pay,
+            "payments": len(amounts), "amount_cents": sum(amounts), "currency": currency,
+            "mule_account": mule_account, "fraud_number": fraud_number, "reported": False}
 
 
 def _op_of_sender(ops: list[Operation], party: int) -> Operation | None:
