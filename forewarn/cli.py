@@ -380,9 +380,8 @@ def numbers_train(features: Annotated[Path, typer.Option(help="labelled Sichuan 
                   adjacency: Annotated[Path | None, typer.Option(help="call-graph adjacency .npz")] = SHARED_NUMBERS / "sichuan_call_graph_adjacency.npz",
                   output_dir: Annotated[Path | None, typer.Option(help="artifact directory (default: the shipped one)")] = None,
                   evaluate: Annotated[bool, typer.Option(help="repeated 5-fold cross-validation with nested search")] = True,
-                  seeds: Annotated[int, typer.Option(min=1, help="cross-validation repetitions (seeds 0..N-1)")] = 3,
-                  search: Annotated[int, typer.Option(min=1, help="parameter settings tried by the random search")] = 4) -> None:
-    """Train the number-risk model (LightGBM) and write its artifact and evaluation.
+                  seeds: Annotated[int, typer.Option(min=1, help="cross-validation repetitions (seeds 0..N-1)")] = 3) -> None:
+    """Train the number-risk model (LightGBM + quantile logistic blend) and write its artifact and evaluation.
 
     Example: forewarn numbers train --features ../shared/data/numbers/sichuan_user_features.csv
     """
@@ -402,10 +401,13 @@ def numbers_train(features: Annotated[Path, typer.Option(help="labelled Sichuan 
                 return lambda: bar.advance(task)
 
             model = train(features, adjacency, output_dir or ARTIFACT_DIR, evaluate=evaluate,
-                          seeds=tuple(range(seeds)), search=search, progress=on_variant)
+                          seeds=tuple(range(seeds)), progress=on_variant)
     except _behaviour_errors() as exc:
         fail(str(exc))
-    summary = {v: {k: e[k] for k in ("roc_auc_mean", "roc_auc_std", "average_precision")}
+    summary = {v: {"cv_roc_auc_mean": e["roc_auc_mean"], "cv_roc_auc_std": e["roc_auc_std"],
+                   "cv_plain_lightgbm_roc_auc_mean": e["components"]["plain_gbm"]["mean"],
+                   "holdout_roc_auc": e.get("holdout", {}).get("roc_auc_blend"),
+                   "holdout_plain_lightgbm_roc_auc": e.get("holdout", {}).get("roc_auc_plain_gbm")}
                for v, e in model.meta["evaluation"].items()}
     print_json({"artifact": str(output_dir or ARTIFACT_DIR), "evaluation": summary})
 
