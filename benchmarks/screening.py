@@ -6,8 +6,14 @@ same process on the same messages.
 Messages are SMS-length texts built from the written knowledge base (ten languages, mixed scam and
 legitimate, ~60–140 characters) so the benchmark runs without ../shared.
 
-    python benchmarks/screening.py            # 20,000 messages, 2,000 single-message calls
-    python benchmarks/screening.py --full     # 200,000 messages, 20,000 single-message calls
+Throughput is the batch path (``Screener.screen_many``, 1,000 messages a call, as the API and
+``forewarn screen`` use it), measured ``--repeat`` times; the best pass is reported, both in wall
+time and in CPU time of this process, with the load average before and after: on a shared machine
+wall time includes waiting for a CPU, and only the ratio to the baseline, measured the same way in
+the same run, compares across runs. Pin it to one core for a per-core figure:
+
+    taskset -c 0 python benchmarks/screening.py            # 20,000 messages, 2,000 single calls
+    taskset -c 0 python benchmarks/screening.py --full     # 200,000 messages, 20,000 single calls
 """
 
 from __future__ import annotations
@@ -34,10 +40,34 @@ def messages(n: int, seed: int = 1) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+def _passes(run: object, texts: list[str], repeat: int, chunk: int = 1000) -> tuple[float, float]:
+    """Best wall and best CPU messages per second over ``repeat`` passes of ``run`` over ``texts``."""
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeat):
+        start, cpu0 = time.perf_counter(), time.process_time()
+        for i in range(0, len(texts), chunk):
+            run(texts[i:i + chunk])  # type: ignore[operator]
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - cpu0)
+    return len(texts) / best_wall, len(texts) / best_cpu
+
+
+def _latency(run: object, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Wall and CPU milliseconds of each single-message call."""
+    wall, cpu = [], []
+    for text in texts:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        run(text)  # type: ignore[operator]
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+    return np.array(wall) * 1000, np.array(cpu) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="200,000 messages instead of 20,000")
     parser.add_argument("--model", help="screening artifact to load (default: the committed one)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the messages; the best is reported")
     args = parser.parse_args()
     n_batch, n_single = (200_000, 20_000) if args.full else (20_000, 2_000)
 
@@ -46,56 +76,39 @@ def main() -> None:
 
     from forewarn.screening import Screener
 
+    load_before = os.getloadavg()
     screener = Screener.load(args.model) if args.model else Screener.default()
-    texts, labels = messages(n_batch)
+    texts, _labels = messages(n_batch)
     mean_len = np.mean([len(t) for t in texts])
-    screener.screen_many(texts[:200])  # warm caches (automaton, model)
+    screener.screen_many(texts[:200])  # warm caches (automaton, model, class tables)
+    screener.screen_one(texts[0])
 
-    chunk = 1000
-    start, cpu0 = time.perf_counter(), time.process_time()
-    for i in range(0, n_batch, chunk):
-        screener.screen_many(texts[i:i + chunk])
-    ours = n_batch / (time.perf_counter() - start)
-    ours_cpu = n_batch / (time.process_time() - cpu0)
-
-    latencies, cpu_lat = [], []
-    for text in texts[:n_single]:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        screener.screen_one(text)
-        latencies.append(time.perf_counter() - t0)
-        cpu_lat.append(time.thread_time() - c0)
-    lat = np.array(latencies) * 1000
-    clat = np.array(cpu_lat) * 1000
+    ours, ours_cpu = _passes(screener.screen_many, texts, args.repeat)
+    lat, clat = _latency(screener.screen_one, texts[:n_single])
 
     train_texts, train_labels = messages(5000, seed=2)
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=1, sublinear_tf=True)
     base = LogisticRegression(max_iter=500).fit(vec.fit_transform(train_texts), train_labels)
-    start, cpu0 = time.perf_counter(), time.process_time()
-    for i in range(0, n_batch, chunk):
-        base.predict_proba(vec.transform(texts[i:i + chunk]))
-    baseline = n_batch / (time.perf_counter() - start)
-    baseline_cpu = n_batch / (time.process_time() - cpu0)
-    base_lat = []
-    for text in texts[:n_single]:
-        t0 = time.perf_counter()
-        base.predict_proba(vec.transform([text]))
-        base_lat.append(time.perf_counter() - t0)
-    blat = np.array(base_lat) * 1000
+    baseline, baseline_cpu = _passes(lambda chunk: base.predict_proba(vec.transform(chunk)), texts, args.repeat)
+    blat, bclat = _latency(lambda text: base.predict_proba(vec.transform([text])), texts[:n_single])
+    load_after = os.getloadavg()
 
-    print(f"messages: {n_batch:,} (mean {mean_len:.0f} chars, ten languages); cores visible: {os.cpu_count()}; "
-          f"single process, one core; load average {os.getloadavg()[0]:.1f}")
+    def pct(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q))
+
+    print(f"messages: {n_batch:,} (mean {mean_len:.0f} chars, ten languages), best of {args.repeat} passes; "
+          f"cores visible: {os.cpu_count()}; single process; load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
     print("wall-clock figures include waiting for a CPU on a busy machine; CPU-time figures are per core used")
-    print(f"forewarn screener end to end : {ours:10,.0f} msgs/s   single p50 {np.percentile(lat, 50):.3f} ms  "
-          f"p99 {np.percentile(lat, 99):.3f} ms")
-    print(f"baseline TF-IDF + LR (score only): {baseline:6,.0f} msgs/s   single p50 {np.percentile(blat, 50):.3f} ms  "
-          f"p99 {np.percentile(blat, 99):.3f} ms")
-    print(f"CPU time: forewarn {ours_cpu:,.0f} msgs/s per core, baseline {baseline_cpu:,.0f}; single p99 CPU "
-          f"{np.percentile(clat, 99):.3f} ms")
+    print(f"forewarn screener end to end : {ours:10,.0f} msgs/s wall {ours_cpu:10,.0f} msgs/s CPU   single p50 "
+          f"{pct(lat, 50):.3f} ms  p99 {pct(lat, 99):.3f} ms wall, p50 {pct(clat, 50):.3f} p99 {pct(clat, 99):.3f} ms CPU")
+    print(f"baseline TF-IDF + LR (score) : {baseline:10,.0f} msgs/s wall {baseline_cpu:10,.0f} msgs/s CPU   single p50 "
+          f"{pct(blat, 50):.3f} ms  p99 {pct(blat, 99):.3f} ms wall, p50 {pct(bclat, 50):.3f} p99 {pct(bclat, 99):.3f} ms CPU")
     print(f"ratio throughput forewarn / baseline: {ours / baseline:.2f}x wall, {ours_cpu / baseline_cpu:.2f}x CPU; "
-          f"p99 ratio: {np.percentile(lat, 99) / np.percentile(blat, 99):.2f}x")
+          f"p99 ratio: {pct(lat, 99) / pct(blat, 99):.2f}x wall, {pct(clat, 99) / pct(bclat, 99):.2f}x CPU")
     print(f"targets: >= 20,000 msgs/s per core -> {'met' if ours >= 20_000 else 'NOT met'} wall, "
           f"{'met' if ours_cpu >= 20_000 else 'NOT met'} CPU; p99 < 2 ms -> "
-          f"{'met' if np.percentile(lat, 99) < 2 else 'NOT met'} wall, {'met' if np.percentile(clat, 99) < 2 else 'NOT met'} CPU")
+          f"{'met' if pct(lat, 99) < 2 else 'NOT met'} wall, {'met' if pct(clat, 99) < 2 else 'NOT met'} CPU")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,15 @@ batch at once (numpy, no Python loop per n-gram), so the same code serves traini
 matrix) and scoring (a weighted sum per message). Counts are divided by the square root of the
 number of n-grams, so long texts do not score higher just for being long. Dense features are
 binary: one per cue code (lexicon, obfuscation, indicator flags), the channel, counts of distinct
-risk cues and pairs of cue families (see ``_COMBOS``). :func:`prepare_many` is the batch path:
-one Aho-Corasick pass for all cues, one numpy pass for all scripts, CLD2 only where needed.
+risk cues and pairs of cue families (see ``_COMBOS``).
+
+:func:`prepare` is the definition, one message at a time. :func:`prepare_batch` is the batch path
+screening runs on, with the same result for every message (tests hold it to that): numpy
+pre-checks over the whole batch pick the few messages each regular expression could match in
+(:mod:`.charclass`), one Aho-Corasick pass finds the cues of all texts, one numpy pass counts the
+scripts of all texts (CLD2 only where the script does not decide), and the n-gram buckets of the
+whole batch come out of one vectorised pass (:func:`ngram_buckets`), in the order the per-message
+definition produces them, so scores are the same to the last bit.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from forewarn.screening.indicators import Scan, scan
+from forewarn.screening.charclass import codepoints
+from forewarn.screening.indicators import Scan, scan, scan_many
 from forewarn.screening.langid import detect_language, detect_languages
 from forewarn.screening.lexicon import DERIVED_CUES, cue_codes, default_matcher
-from forewarn.screening.normalise import normalise
+from forewarn.screening.normalise import normalise, normalise_many
 
 NGRAMS = (1, 2, 3, 4)
 HASH_BITS = 18
@@ -76,25 +84,73 @@ def prepare(text: str, lang: str | None = None, channel: str = "sms") -> Prepare
 
 def prepare_many(texts: Sequence[str], langs: Sequence[str | None] | None = None,
                  channels: Sequence[str] | None = None) -> list[Prepared]:
-    """:func:`prepare` for a batch, with the same result: one automaton pass for the cues of all
-    texts and one numpy pass for the scripts of all texts (CLD2 only where the script does not
-    decide the language)."""
-    norms = [normalise(t) for t in texts]
-    langs = langs if langs is not None else [None] * len(texts)
-    channels = channels if channels is not None else ["sms"] * len(texts)
+    """:func:`prepare` for a batch, with the same result (through :func:`prepare_batch`)."""
+    return prepare_batch(texts, langs, channels).items()
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """:func:`prepare` of every message of a batch, as columns, with the dense features the
+    model reads (``dense``, as :func:`dense_features` computes them). ``scans[i]`` is None where
+    the indicator scan found nothing."""
+
+    folded: list[str]
+    clean: list[str]
+    lang: list[str]
+    channel: list[str]
+    cues: list[list[str]]
+    scans: list[Scan | None]
+    dense: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.folded)
+
+    def item(self, i: int) -> Prepared:
+        return Prepared(self.folded[i], self.clean[i], self.lang[i], self.channel[i], self.cues[i],
+                        self.scans[i] or Scan())
+
+    def items(self) -> list[Prepared]:
+        return [self.item(i) for i in range(len(self))]
+
+
+def prepare_batch(texts: Sequence[str], langs: Sequence[str | None] | None = None,
+                  channels: Sequence[str] | None = None) -> PreparedBatch:
+    """Normalise, detect the language, find cues and scan for indicators, for a whole batch."""
+    n = len(texts)
+    langs = langs if langs is not None else [None] * n
+    channels = list(channels) if channels is not None else ["sms"] * n
+    norm = normalise_many(texts)
     matcher = default_matcher()
-    cue_sets = matcher.find_many([n.folded for n in norms])
+    cue_docs, cue_ids = matcher.find_pairs(norm.folded)
     need = [i for i, lang in enumerate(langs) if not lang]
-    detected = dict(zip(need, detect_languages([norms[i].clean for i in need]), strict=True))
-    names = matcher.codes
-    out = []
-    for i, norm in enumerate(norms):
-        found = scan(norm.clean)
-        codes = [names[c] for c in sorted(cue_sets[i])]
-        codes.extend(norm.tricks)
-        codes.extend(sorted(found.flags))
-        out.append(Prepared(norm.folded, norm.clean, langs[i] or detected[i], channels[i], codes, found))
-    return out
+    detected = detect_languages([norm.clean[i] for i in need])
+    lang_out = [lang or "" for lang in langs]
+    for i, lang in zip(need, detected, strict=True):
+        lang_out[i] = lang
+    scans = scan_many(norm.clean, norm.folded)
+
+    # Codes in prepare's order: lexicon cues (by index), obfuscation tricks, sorted indicator flags.
+    present = np.zeros((n, len(_ALL_CODES)), dtype=np.float32)
+    present[cue_docs, cue_ids] = 1.0  # the lexicon codes come first, in matcher order
+    names = _CODE_NAMES[cue_ids].tolist()
+    bounds = np.searchsorted(cue_docs, np.arange(n + 1)).tolist()
+    codes = [names[bounds[i]:bounds[i + 1]] for i in range(n)]
+    derived_docs: list[int] = []
+    derived_codes: list[str] = []
+    for i, (tricks, found) in enumerate(zip(norm.tricks, scans, strict=True)):
+        if tricks:
+            codes[i].extend(tricks)
+            derived_docs.extend([i] * len(tricks))
+            derived_codes.extend(tricks)
+        if found is not None and found.flags:
+            flags = sorted(found.flags)
+            codes[i].extend(flags)
+            derived_docs.extend([i] * len(flags))
+            derived_codes.extend(flags)
+    if derived_docs:
+        present[derived_docs, [_CODE_INDEX[code] for code in derived_codes]] = 1.0
+    dense = _dense_from_codes(present, channels)
+    return PreparedBatch(norm.folded, norm.clean, lang_out, channels, codes, scans, dense)
 
 
 @dataclass(slots=True)
@@ -202,9 +258,98 @@ def dense_features(prepared: Sequence[Prepared]) -> np.ndarray:
     return dense
 
 
+def _dense_from_codes(present: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    """:func:`dense_features` from a (messages x cue codes) 0/1 matrix, for all rows at once."""
+    dense = np.zeros((len(present), len(DENSE_CODES)), dtype=np.float32)
+    dense[:, : len(_ALL_CODES)] = present
+    dense[:, _DENSE_INDEX["channel.call"]] = np.fromiter((c == "call_transcript" for c in channels), dtype=bool,
+                                                         count=len(channels))
+    risk = present @ _RISK_COLUMN
+    dense[:, _DENSE_INDEX["cues.2plus"]] = risk >= 2
+    dense[:, _DENSE_INDEX["cues.3plus"]] = risk >= 3
+    dense[:, _DENSE_INDEX["cues.5plus"]] = risk >= 5
+    dense[:, _COMBO_COLUMNS] = ((present @ _FIRST_FAMILY) > 0) & ((present @ _SECOND_FAMILY) > 0)
+    return dense
+
+
+_ALL_CODES = cue_codes()
+_CODE_INDEX = {code: i for i, code in enumerate(_ALL_CODES)}
+_CODE_NAMES = np.array(_ALL_CODES, dtype=object)
+_RISK_COLUMN = np.array([code in _LEXICON_CODES and code not in _NOT_RISK for code in _ALL_CODES], dtype=np.float32)
+_FIRST_FAMILY = np.array([[(_CODE_MASKS[code][0] >> bit) & 1 for bit in range(len(_COMBOS))] for code in _ALL_CODES],
+                         dtype=np.float32).reshape(len(_ALL_CODES), len(_COMBOS))
+_SECOND_FAMILY = np.array([[(_CODE_MASKS[code][1] >> bit) & 1 for bit in range(len(_COMBOS))] for code in _ALL_CODES],
+                          dtype=np.float32).reshape(len(_ALL_CODES), len(_COMBOS))
+
+
 def hashed_batch(prepared: Sequence[Prepared]) -> HashedBatch:
     doc, hashes, inv = hash_ngrams([p.folded for p in prepared])
     return HashedBatch(doc, hashes, inv, dense_features(prepared))
+
+
+def ngram_buckets(texts: Sequence[str], bits: int = HASH_BITS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, buckets, 1/sqrt(n-gram count)): the ``bits``-bit bucket of every n-gram of every
+    text, texts one after the other (``buckets[indptr[i]:indptr[i + 1]]`` are text i's, int32) and
+    each text's n-grams in :func:`hash_ngrams`'s order — so a CSR matrix of them sums each
+    message's weights in the same order, to the same bits. Works in blocks that stay in the CPU
+    cache, and stops the hash at the bucket (the last mixing step only changes lower bits)."""
+    if not 0 < bits <= 32:
+        raise ValueError(f"buckets of 1 to 32 bits, not {bits}")
+    n_docs = len(texts)
+    if n_docs == 0:
+        return np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0)
+    padded = " " + " \x00 ".join(texts) + " "
+    if padded.count("\x00") != n_docs - 1:  # a NUL in a text: hash_ngrams reads it as a space
+        padded = " " + " \x00 ".join(t.replace("\x00", " ") for t in texts) + " "
+    cp = codepoints(padded).astype(np.uint64)
+    length = len(cp)
+    table = np.empty((length, len(NGRAMS)), dtype=np.uint32)
+    block = min(_BLOCK, length)
+    h = np.empty(block, dtype=np.uint64)
+    x = np.empty(block, dtype=np.uint64)
+    t = np.empty(block, dtype=np.uint64)
+    shift = np.uint64(64 - bits)
+    with np.errstate(over="ignore"):
+        for a in range(0, length, block):
+            b = min(a + block, length)
+            hv = h[: b - a]
+            np.multiply(cp[a:b], _PRIME, out=hv)
+            for col, n in enumerate(NGRAMS):
+                if n > 1:
+                    k = min(b, length - n + 1) - a  # n-grams starting in this block
+                    if k <= 0:
+                        break
+                    hv = h[:k]
+                    np.multiply(hv, _PRIME, out=hv)
+                    np.add(hv, cp[a + n - 1:a + n - 1 + k], out=hv)
+                k = len(hv)
+                xv, tv = x[:k], t[:k]
+                np.bitwise_xor(hv, _N_SALT[n], out=xv)
+                np.right_shift(xv, _S30, out=tv)
+                np.bitwise_xor(xv, tv, out=xv)
+                np.multiply(xv, _MIX1, out=xv)
+                np.right_shift(xv, _S27, out=tv)
+                np.bitwise_xor(xv, tv, out=xv)
+                np.multiply(xv, _MIX2, out=xv)
+                np.right_shift(xv, shift, out=xv)
+                table[a:a + k, col] = xv
+    valid = cp != 0
+    ok = np.zeros((length, len(NGRAMS)), dtype=bool)
+    ok[:, 0] = valid
+    for col in range(1, min(len(NGRAMS), length)):
+        ok[: length - col, col] = ok[: length - col, col - 1] & valid[col:]
+    buckets = table[ok].view(np.int32)
+    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=n_docs) + 2
+    counts = np.zeros(n_docs, dtype=np.int64)
+    for n in NGRAMS:
+        counts += np.maximum(sizes - (n - 1), 0)
+    indptr = np.zeros(n_docs + 1, dtype=np.int32 if counts.sum() < 2**31 else np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, buckets, 1.0 / np.sqrt(np.maximum(counts.astype(np.float64), 1.0))
+
+
+_BLOCK = 1 << 15
+_S30, _S27 = np.uint64(30), np.uint64(27)
 
 
 def bucket(hashes: np.ndarray, bits: int) -> np.ndarray:

@@ -59,21 +59,10 @@ def detect_language(text: str) -> str:
     return _latin_language(text)
 
 
-def _by_script(counts: Sequence[int]) -> str | None:
-    """The language decided by script counts (th, lo, my, km, zh, Latin), or None to ask CLD2."""
-    best, best_count = "", 0
-    for (lang, _), count in zip(_SCRIPTS, counts[:5], strict=True):
-        if count > best_count:
-            best, best_count = lang, int(count)
-    latin = int(counts[5])
-    if best and (best == "zh" and best_count * 3 >= latin or best_count >= latin):
-        return best
-    return None
-
-
 def detect_languages(texts: Sequence[str]) -> list[str]:
     """:func:`detect_language` for a batch: script counts for every non-ASCII text in one numpy
-    pass (no per-text regexes); CLD2 only for texts the script does not decide."""
+    pass (no per-text regexes), the script decision for all of them at once, and CLD2 only for
+    texts the script does not decide."""
     out: list[str | None] = [None] * len(texts)
     wide = [i for i, t in enumerate(texts) if not t.isascii()]
     if wide:
@@ -83,9 +72,19 @@ def detect_languages(texts: Sequence[str]) -> list[str]:
         doc = np.repeat(np.arange(len(wide), dtype=np.int64), lengths)[: len(cp)]
         cls = _CLASS_AT[np.searchsorted(_EDGES, cp, side="right")]
         counts = np.bincount(doc * _N_CLASSES + cls, minlength=len(wide) * _N_CLASSES).reshape(len(wide), _N_CLASSES)
-        for row, i in enumerate(wide):
-            out[i] = _by_script(counts[row, 1:].tolist())
+        # For every row at once: the first script with the highest count wins if it beats the
+        # Latin letters (Han characters: a third of them).
+        scripts, latin = counts[:, 1:6], counts[:, 6]
+        best = np.argmax(scripts, axis=1)
+        best_count = scripts[np.arange(len(wide)), best]
+        decided = (best_count > 0) & np.where(best == _ZH_COLUMN, best_count * 3 >= latin, best_count >= latin)
+        for row in np.flatnonzero(decided).tolist():
+            out[wide[row]] = _SCRIPT_LANGS[int(best[row])]
     return [lang if lang is not None else _latin_language(texts[i]) for i, lang in enumerate(out)]
+
+
+_SCRIPT_LANGS = [lang for lang, _ in _SCRIPTS]
+_ZH_COLUMN = _SCRIPT_LANGS.index("zh")
 
 
 # Tagalog function words and particles. CLD2 reads code-switched Taglish (the usual Filipino SMS)
@@ -94,7 +93,7 @@ _TL_WORDS = frozenset(["ang", "ng", "mga", "sa", "ko", "mo", "po", "naman", "lan
 
 
 def _tagalog_words(text: str) -> int:
-    return sum(1 for word in text.lower().replace(",", " ").replace(".", " ").split() if word in _TL_WORDS)
+    return sum(map(_TL_WORDS.__contains__, text.lower().replace(",", " ").replace(".", " ").split()))
 
 
 def _latin_language(text: str) -> str:

@@ -9,15 +9,18 @@ match anywhere. The output is codes only, never the matched text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from itertools import accumulate
+from itertools import chain
 from typing import Any
 
 import ahocorasick_rs
+import numpy as np
 import yaml
 
+from forewarn.screening.charclass import codepoints, starts_of
 from forewarn.screening.normalise import normalise
 
 # Cue codes produced outside the lexicon (normaliser and indicator scan); documented with the rest.
@@ -65,6 +68,12 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() and ch.isascii() or "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"
 
 
+def _word_chars(cp: np.ndarray) -> np.ndarray:
+    """:func:`_is_word_char` for an array of code points."""
+    return ((cp >= 48) & (cp <= 57)) | ((cp >= 65) & (cp <= 90)) | ((cp >= 97) & (cp <= 122)) \
+        | ((cp >= 0xC0) & (cp <= 0x24F)) | ((cp >= 0x1E00) & (cp <= 0x1EFF))  # type: ignore[no-any-return]
+
+
 class CueMatcher:
     """One automaton over every term of every cue."""
 
@@ -88,6 +97,17 @@ class CueMatcher:
         self._bounded = [patterns[t][1] for t in self._terms]
         self._prefix = [patterns[t][2] for t in self._terms]
         self._ac = ahocorasick_rs.AhoCorasick(self._terms, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
+        # The batch path searches UTF-8 bytes: the same matches (UTF-8 is prefix-free, so a term
+        # can only match at character boundaries, and longer in bytes means longer in
+        # characters among terms matching at one place), without the automaton converting every
+        # byte offset back to a character offset.
+        self._bytes_ac = ahocorasick_rs.BytesAhoCorasick([t.encode() for t in self._terms],
+                                                         matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
+        self._bounded_arr = np.array(self._bounded, dtype=bool)
+        self._prefix_arr = np.array(self._prefix, dtype=bool)
+        self._ids_ptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids in self._ids], out=self._ids_ptr[1:])
+        self._ids_flat = np.fromiter(chain.from_iterable(self._ids), dtype=np.int64, count=int(self._ids_ptr[-1]))
 
     def find(self, folded: str) -> set[int]:
         """Indexes (into ``self.codes``) of the cues present in normalised, lower-cased text."""
@@ -102,28 +122,44 @@ class CueMatcher:
             found.update(self._ids[pid])
         return found
 
-    def find_many(self, folded: list[str]) -> list[set[int]]:
-        """:meth:`find` for a batch in one automaton pass over all texts joined by NUL (which no
-        term contains and which is not a word character, so matches never span two texts)."""
+    def find_many(self, folded: Sequence[str]) -> list[set[int]]:
+        """:meth:`find` for a batch (see :meth:`find_pairs`)."""
         found: list[set[int]] = [set() for _ in folded]
-        if not folded:
-            return found
-        joined = "\x00".join(folded)
-        starts = list(accumulate((len(t) + 1 for t in folded[:-1]), initial=0))
-        n = len(joined)
-        bounded, prefix, ids = self._bounded, self._prefix, self._ids
-        doc = 0
-        for pid, start, end in self._ac.find_matches_as_indexes(joined):
-            if bounded[pid]:
-                if start > 0 and _is_word_char(joined[start - 1]):
-                    continue
-                if end < n and not prefix[pid] and _is_word_char(joined[end]):
-                    continue
-            # Matches come in text order, so the owning text only moves forward.
-            while doc + 1 < len(starts) and starts[doc + 1] <= start:
-                doc += 1
-            found[doc].update(ids[pid])
+        for doc, cue in zip(*(a.tolist() for a in self.find_pairs(folded)), strict=True):
+            found[doc].add(cue)
         return found
+
+    def find_pairs(self, folded: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(text index, cue index) of every cue found in a batch, sorted, each pair once: what
+        :meth:`find` finds in each text. One automaton pass over all texts joined by NUL (which no
+        term contains and which is not a word character, so matches never span two texts); the
+        whole-word rule is checked with numpy for all matches at once."""
+        none = np.zeros(0, dtype=np.int64)
+        if not folded:
+            return none, none
+        joined = "\x00".join(folded)
+        data = joined.encode("utf-8", "surrogatepass")
+        matches = self._bytes_ac.find_matches_as_indexes(data)
+        if not matches:
+            return none, none
+        pid, start, end = np.fromiter(chain.from_iterable(matches), dtype=np.int64,
+                                      count=3 * len(matches)).reshape(-1, 3).T
+        cp = codepoints(joined)
+        if len(data) != len(cp):  # not ASCII: byte offsets to character offsets
+            char_at = np.zeros(len(cp) + 1, dtype=np.int64)
+            np.cumsum(1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000), out=char_at[1:])
+            start, end = np.searchsorted(char_at, start), np.searchsorted(char_at, end)
+        n = len(cp)
+        before = np.where(start > 0, cp[np.maximum(start - 1, 0)], 0)
+        after = np.where(end < n, cp[np.minimum(end, n - 1)], 0)
+        keep = ~self._bounded_arr[pid] | (~_word_chars(before) & (self._prefix_arr[pid] | ~_word_chars(after)))
+        pid, start = pid[keep], start[keep]
+        doc = np.searchsorted(starts_of(folded), start, side="right") - 1
+        counts = self._ids_ptr[pid + 1] - self._ids_ptr[pid]
+        first = np.repeat(self._ids_ptr[pid], counts)
+        offset = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
+        pair = np.unique(np.repeat(doc, counts) * len(self.codes) + self._ids_flat[first + offset])
+        return pair // len(self.codes), pair % len(self.codes)
 
 
 @cache

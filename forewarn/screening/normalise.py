@@ -11,7 +11,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+
+from forewarn.screening.charclass import (
+    ALNUM,
+    CASED,
+    DEFANG_CHAR,
+    DOTTED_SEP,
+    LEET,
+    LETTER,
+    LETTER_ASCII,
+    NOT_ASCII,
+    NOT_PRINTABLE,
+    SUSPECT,
+    Joined,
+    Needles,
+)
 
 # Characters that render as nothing; removed everywhere. Khmer, Lao, Thai and Burmese text uses
 # ZWSP as a legitimate word-break hint, so removing them is harmless, but only zero-width characters
@@ -160,3 +178,120 @@ def normalise(text: str) -> Normalised:
         tricks.append("obfuscation.leet")
         folded = leet
     return Normalised(clean, folded, tuple(tricks))
+
+
+@dataclass(slots=True)
+class NormalisedBatch:
+    """:func:`normalise` of every text of a batch, as columns (no object per text)."""
+
+    clean: list[str]
+    folded: list[str]
+    tricks: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def __getitem__(self, i: int) -> Normalised:
+        return Normalised(self.clean[i], self.folded[i], self.tricks[i])
+
+
+# The defanging hints of more than one character, and a double space.
+_NEEDLES = Needles([hint for hint in _DEFANG_CHEAP if len(hint) > 1], ["  "])
+
+
+def normalise_many(texts: Sequence[str]) -> NormalisedBatch:
+    """:func:`normalise` for a batch, with the same result for every text.
+
+    Most messages need none of the repairs: they are printable, carry no invisible or look-alike
+    characters, no defanged links and nothing spaced or dotted apart. Numpy pre-checks over the
+    code points of the whole batch find the few that might, and those go through
+    :func:`normalise` itself. The rest have their runs of compatibility characters made NFKC
+    (full-width punctuation), their spaces tidied and their case folded, and only texts with a
+    digit or symbol right after a letter are looked at for leetspeak.
+    """
+    n = len(texts)
+    if n == 0:
+        return NormalisedBatch([], [], [])
+    original = texts
+    texts = list(texts)
+    batch = Joined(texts)
+    per_text = batch.per_text()
+    exact = [False] * n
+    changed = False
+    for i, bits in enumerate(per_text):
+        if bits & NOT_PRINTABLE:
+            exact[i] = True
+        elif bits & NOT_ASCII:
+            text = texts[i]
+            # (Beyond the BMP the table does not know printability: ask the text.)
+            if bits & SUSPECT or not text.isprintable():
+                exact[i] = True
+            elif not unicodedata.is_normalized("NFKC", text):
+                # Full-width punctuation in Chinese, SARA AM in Thai: without combining marks,
+                # normalise only rewrites runs of compatibility characters, as here.
+                if _COMBINING.search(text):
+                    exact[i] = True
+                    continue
+                text = _COMPAT_RUN.sub(_nfkc_match, text)
+                if _CONFUSABLE_RE.search(text) or not text.isprintable():
+                    exact[i] = True
+                elif text != texts[i]:
+                    texts[i] = text
+                    changed = True
+    if changed:
+        batch = Joined(texts)
+        per_text = batch.per_text()
+    cp, flags, length = batch.cp, batch.flags, len(batch)
+
+    # Defanged links: the same two-step test as normalise (cheap substrings, then the pattern).
+    hinted, untidy = batch.docs_with(_NEEDLES)
+    hinted |= batch.docs(np.flatnonzero(flags & DEFANG_CHAR))
+    for i in hinted:
+        if not exact[i] and _DEFANG_HINT.search(texts[i]):
+            exact[i] = True
+    # Letters spaced apart: " x y " somewhere (what _SPACED_PRE looks for).
+    space = np.flatnonzero(cp == 32)
+    space = space[space + 4 < length]
+    alnum = flags & ALNUM != 0
+    for i in batch.docs(space[(cp[space + 2] == 32) & (cp[space + 4] == 32) & alnum[space + 1] & alnum[space + 3]]):
+        exact[i] = True
+    # Letters dotted apart: letter, separator, letter, separator, letter, separator, letter.
+    sep = np.flatnonzero(flags & DOTTED_SEP)
+    sep = sep[(sep >= 1) & (sep + 5 < length)]
+    letter = flags & LETTER != 0
+    dotted = sep[(flags[sep + 2] & DOTTED_SEP != 0) & (flags[sep + 4] & DOTTED_SEP != 0)
+                 & letter[sep - 1] & letter[sep + 1] & letter[sep + 3] & letter[sep + 5]]
+    for i in batch.docs(dotted):
+        text = texts[i]
+        if not exact[i] and text.count(".") + text.count("-") + text.count("*") + text.count("_") >= 3 \
+                and _DOTTED.search(text):
+            exact[i] = True
+
+    # Printable texts have no whitespace but the space: tidy those with a double, leading or
+    # trailing one. Leetspeak needs a digit or symbol right after a letter.
+    if length:
+        starts = batch.starts
+        edge = (cp[np.minimum(starts[:-1], length - 1)] == 32) | (cp[np.maximum(starts[1:] - 2, 0)] == 32)
+        untidy.update(np.flatnonzero((starts[1:] - starts[:-1] > 1) & edge).tolist())
+    leet = np.flatnonzero(flags & LEET)
+    leet = leet[leet >= 1]
+    leety = batch.docs(leet[flags[leet - 1] & LETTER_ASCII != 0])
+
+    clean = texts
+    for i in untidy:
+        clean[i] = " ".join(clean[i].split())
+    folded = [text.lower() if bits & CASED else text for text, bits in zip(clean, per_text, strict=True)]
+    tricks: list[tuple[str, ...]] = [()] * n
+    for i in leety:
+        unleet = _unleet(folded[i])
+        if unleet != folded[i]:
+            folded[i] = unleet
+            tricks[i] = ("obfuscation.leet",)
+    for i in [i for i in range(n) if exact[i]]:
+        norm = normalise(original[i])
+        clean[i], folded[i], tricks[i] = norm.clean, norm.folded, norm.tricks
+    return NormalisedBatch(clean, folded, tricks)
+
+
+def _nfkc_match(match: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKC", match.group(0))

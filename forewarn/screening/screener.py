@@ -12,14 +12,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 
+from forewarn.screening import charclass
 from forewarn.screening.artifact import CAT_BITS, FRAUD_BITS, Artifact, default_artifact_path
-from forewarn.screening.features import Prepared, bucket, hashed_batch, linear_scores, prepare, prepare_many
-from forewarn.screening.indicators import extract
+from forewarn.screening.features import (
+    HASH_BITS,
+    Prepared,
+    PreparedBatch,
+    dense_features,
+    ngram_buckets,
+    prepare,
+    prepare_batch,
+)
+from forewarn.screening.indicators import Scan, extract
 from forewarn.screening.knowledge import scam_types
 from forewarn.screening.langid import LANGUAGES, UNDETERMINED
 
@@ -66,6 +75,9 @@ class Screener:
         cats = artifact.categories
         self._fraud_cols = np.array([i for i, c in enumerate(cats) if types[c].label == "fraud"], dtype=np.int64)
         self._spam_cols = np.array([i for i, c in enumerate(cats) if types[c].label == "spam"], dtype=np.int64)
+        # Weights of the scam-type head restricted to some columns (fraud types, spam types).
+        self._cat_weights: dict[tuple[int, ...], np.ndarray] = {}
+        charclass.table()  # built once (~0.1 s), here rather than in the first request
 
     @classmethod
     def default(cls) -> Screener:
@@ -89,56 +101,134 @@ class Screener:
         """(P(fraud or spam), P(fraud | positive), scam-type scores) for prepared messages. Scam-type
         scores are computed for ``"positives"`` only (rows at or above the threshold; zeros elsewhere),
         for ``"all"`` rows, or for ``"none"``."""
+        return self._probabilities([p.folded for p in prepared], dense_features(prepared), categories)
+
+    def _probabilities(self, folded: Sequence[str], dense: np.ndarray, categories: str = "positives"
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a = self.artifact
-        batch = hashed_batch(prepared)
-        raw = linear_scores(batch, a.w_bin, a.d_bin, a.b_bin)
-        score = 1.0 / (1.0 + np.exp(-(a.platt[0] * raw + a.platt[1])))
-        p_fraud = 1.0 / (1.0 + np.exp(-linear_scores(batch, a.w_fraud, a.d_fraud, a.b_fraud, FRAUD_BITS)))
-        cat = np.zeros((batch.size, len(a.categories)), dtype=np.float32)
-        rows = np.arange(batch.size) if categories == "all" else \
+        score, p_fraud, inv_norm, blocks = self._linear_heads(folded, dense)
+        cat = np.zeros((len(folded), len(a.categories)), dtype=np.float32)
+        rows = np.arange(len(folded)) if categories == "all" else \
             np.flatnonzero(score >= a.threshold) if categories == "positives" else np.zeros(0, np.int64)
         if len(rows):
-            # Scam-type scores for the selected rows: n-grams come grouped by message, so the CSR
-            # matrix is built from counts alone (duplicates and unsorted columns are fine for a product).
-            if batch.size <= 4:  # one message (screen_one, call turns): a direct gather is cheapest
-                for row in rows:
-                    mine = batch.doc == row
-                    cat[row] = a.w_cat[bucket(batch.hashes[mine], CAT_BITS)].sum(axis=0) * np.float32(batch.inv_norm[row]) \
-                        + batch.dense[row] @ a.d_cat + a.b_cat
-                return score, p_fraud, cat
-            indptr = np.zeros(batch.size + 1, dtype=np.int64)
-            np.cumsum(np.bincount(batch.doc, minlength=batch.size), out=indptr[1:])
-            grams = sp.csr_matrix((np.ones(len(batch.doc), np.float32), bucket(batch.hashes, CAT_BITS), indptr),
-                                  shape=(batch.size, 1 << CAT_BITS))
-            cat[rows] = (grams[rows] @ a.w_cat) * batch.inv_norm[rows, None].astype(np.float32) \
-                + batch.dense[rows] @ a.d_cat + a.b_cat
+            cat[rows] = self._scam_type_scores(blocks, inv_norm, dense, rows, [(rows, None)])[0]
         return score, p_fraud, cat
 
-    def _results(self, prepared: Sequence[Prepared], ids: Sequence[str | None]) -> list[ScreenResult]:
-        score, p_fraud, cat = self.probabilities(prepared)
-        names = self.artifact.categories
+    def _linear_heads(self, folded: Sequence[str], dense: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, np.ndarray, np.ndarray]]]:
+        """P(fraud or spam), P(fraud | positive), 1/sqrt(n-gram count), and the n-gram buckets
+        of each block of messages (for the scam-type head)."""
+        a = self.artifact
+        size = len(folded)
+        # The n-gram part of both heads, in blocks of messages whose n-grams stay in the CPU
+        # cache: a CSR row of ones per message times a head's weights sums each message's weights
+        # in n-gram order, as features.linear_scores's bincount does, so the scores are the same
+        # to the last bit. The rest is computed for the whole batch, as there.
+        gram_bin = np.zeros(size)
+        gram_fraud = np.zeros(size)
+        inv_norm = np.zeros(size)
+        blocks = []
+        for lo in range(0, size, _BLOCK_MESSAGES):
+            hi = min(lo + _BLOCK_MESSAGES, size)
+            indptr, buckets, inv_norm[lo:hi] = ngram_buckets(folded[lo:hi])
+            gram_bin[lo:hi] = _gram_sums(indptr, buckets, a.w_bin)
+            gram_fraud[lo:hi] = _gram_sums(indptr, buckets >> (HASH_BITS - FRAUD_BITS), a.w_fraud)
+            blocks.append((lo, hi, indptr, buckets))
+        raw = gram_bin * inv_norm + dense @ a.d_bin + a.b_bin
+        score = 1.0 / (1.0 + np.exp(-(a.platt[0] * raw + a.platt[1])))
+        p_fraud = 1.0 / (1.0 + np.exp(-(gram_fraud * inv_norm + dense @ a.d_fraud + a.b_fraud)))
+        return score, p_fraud, inv_norm, blocks
+
+    def _scam_type_scores(self, blocks: list[tuple[int, int, np.ndarray, np.ndarray]], inv_norm: np.ndarray,
+                          dense: np.ndarray, rows: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray | None]]
+                          ) -> list[np.ndarray]:
+        """Scam-type scores of the ``rows`` (ascending), per group of (some of those rows, the
+        columns wanted for them, or None for all), as scores[rows][:, columns] would be: each
+        column's sum is the same whichever other columns are computed with it, and the dense part
+        is computed for all ``rows`` at once, as before."""
+        a = self.artifact
+        shift = HASH_BITS - CAT_BITS
+        if len(dense) <= 4:  # one message (screen_one, call turns): a direct gather, as before
+            indptr, buckets = blocks[0][2], blocks[0][3]
+            full = np.zeros((len(dense), len(a.categories)), dtype=np.float32)
+            for row in rows.tolist():
+                mine = buckets[indptr[row]:indptr[row + 1]] >> shift
+                full[row] = a.w_cat[mine].sum(axis=0) * np.float32(inv_norm[row]) + dense[row] @ a.d_cat + a.b_cat
+            return [full[np.ix_(g_rows, np.arange(full.shape[1]) if cols is None else cols)] for g_rows, cols in groups]
+        dense_part = dense[rows] @ a.d_cat
         out = []
-        for i, item in enumerate(prepared):
-            s = float(score[i])
-            if s >= self.artifact.threshold:
-                is_fraud = p_fraud[i] >= 0.5
-                cols = self._fraud_cols if is_fraud else self._spam_cols
-                category = names[int(cols[np.argmax(cat[i, cols])])] if len(cols) else None
-                label = "fraud" if is_fraud else "spam"
-                indicators = extract(item.clean, item.scan, item.lang)
-            else:
-                label, category, indicators = "ham", None, []
-            out.append(ScreenResult(ids[i], round(s, 6), label, category, item.lang, list(item.cues), indicators))
+        for g_rows, cols in groups:
+            weights = a.w_cat if cols is None else self._cat_columns(cols)
+            selected = np.zeros(len(dense), dtype=bool)
+            selected[g_rows] = True
+            grams = np.zeros((len(g_rows), weights.shape[1]), dtype=np.float32)
+            done = 0
+            for lo, hi, indptr, buckets in blocks:
+                chosen = selected[lo:hi]
+                count = int(chosen.sum())
+                if not count:
+                    continue
+                lengths = np.diff(indptr)
+                mine = (buckets if count == hi - lo else buckets[np.repeat(chosen, lengths)]) >> shift
+                rows_indptr = np.zeros(count + 1, dtype=np.int32)
+                np.cumsum(lengths[chosen], out=rows_indptr[1:])
+                grams[done:done + count] = _csr(rows_indptr, mine, 1 << CAT_BITS, np.float32) @ weights
+                done += count
+            at = np.searchsorted(rows, g_rows)
+            part = dense_part[at] if cols is None else dense_part[np.ix_(at, cols)]
+            bias = a.b_cat if cols is None else a.b_cat[cols]
+            out.append(grams * inv_norm[g_rows, None].astype(np.float32) + part + bias)
         return out
+
+    def _cat_columns(self, cols: np.ndarray) -> np.ndarray:
+        key = tuple(cols.tolist())
+        weights = self._cat_weights.get(key)
+        if weights is None:
+            weights = self._cat_weights[key] = np.ascontiguousarray(self.artifact.w_cat[:, cols])
+        return weights
+
+    def _results(self, batch: PreparedBatch, ids: Sequence[str | None]) -> list[ScreenResult]:
+        score, p_fraud, inv_norm, blocks = self._linear_heads(batch.folded, batch.dense)
+        names = self.artifact.categories
+        positive = np.flatnonzero(score >= self.artifact.threshold)
+        label = ["ham"] * len(batch)
+        category: list[str | None] = [None] * len(batch)
+        if len(positive):
+            # The scam type: the best fraud type for fraud, the best spam type for spam (only
+            # those columns are computed).
+            fraud = p_fraud[positive] >= 0.5
+            groups = [(rows, cols, kind) for rows, cols, kind in ((positive[fraud], self._fraud_cols, "fraud"),
+                                                                  (positive[~fraud], self._spam_cols, "spam"))
+                      if len(rows)]
+            scored = self._scam_type_scores(blocks, inv_norm, batch.dense, positive,
+                                            [(rows, cols) for rows, cols, _ in groups if len(cols)])
+            scored_iter = iter(scored)
+            for rows, cols, kind in groups:
+                best = cols[np.argmax(next(scored_iter), axis=1)].tolist() if len(cols) else [None] * len(rows)
+                for row, col in zip(rows.tolist(), best, strict=True):
+                    label[row] = kind
+                    category[row] = None if col is None else names[col]
+        scores = [round(value, 6) for value in score.tolist()]
+        indicators: list[list[dict[str, str]]] = [[] for _ in range(len(batch))]
+        clean, scans, lang = batch.clean, batch.scans, batch.lang
+        for i in positive.tolist():
+            indicators[i] = extract(clean[i], scans[i] or _NOTHING, lang[i])
+        # (The batch's lists of cue codes are fresh and used nowhere else: each result takes its own.)
+        return [ScreenResult(*fields) for fields in zip(ids, scores, label, category, lang, batch.cues, indicators,
+                                                         strict=True)]
 
     def screen_one(self, text: str, lang: str | None = None, channel: str = "sms", id: str | None = None) -> ScreenResult:
         """Screen one message. ``lang`` overrides detection; ``channel`` is sms, chat, email or call_transcript."""
         text, lang, channel = _check(text, lang, channel)
-        return self._results([prepare(text, lang, channel)], [id])[0]
+        return self._results(_single(prepare(text, lang, channel)), [id])[0]
 
     def screen_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[ScreenResult]:
         """Screen a batch, in order. Items are texts or mappings with ``text`` and optional ``id``,
-        ``lang``, ``channel``."""
+        ``lang``, ``channel``. The batch path: the same result as :meth:`screen_one` per item."""
+        items = list(items)
+        if all(type(item) is str for item in items):  # plain texts: nothing to check but the length
+            plain = [cast(str, text)[:MAX_CHARS] for text in items]
+            return self._results(prepare_batch(plain), [None] * len(plain))
         texts: list[str] = []
         langs: list[str | None] = []
         channels: list[str] = []
@@ -161,11 +251,42 @@ class Screener:
             langs.append(lang)
             channels.append(channel)
             ids.append(ident)
-        return self._results(prepare_many(texts, langs, channels), ids)
+        return self._results(prepare_batch(texts, langs, channels), ids)
 
     def scores(self, texts: Sequence[str], channel: str = "sms") -> np.ndarray:
         """Calibrated P(fraud or spam) only — the fast path for evaluation and benchmarks."""
-        return self.probabilities(prepare_many(texts, None, [channel] * len(texts)), categories="none")[0]
+        batch = prepare_batch(texts, None, [channel] * len(texts))
+        return self._probabilities(batch.folded, batch.dense, categories="none")[0]
+
+
+_NOTHING = Scan()
+_BLOCK_MESSAGES = 256
+_ONES: dict[type, np.ndarray] = {}
+
+
+def _gram_sums(indptr: np.ndarray, buckets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per message, the sum of its n-grams' weights, added up in n-gram order (as bincount in
+    features.linear_scores does). A CSR product for batches; for a few messages, where building
+    a sparse matrix costs more than the sum, bincount itself."""
+    rows = len(indptr) - 1
+    if rows <= 16:
+        return np.bincount(np.repeat(np.arange(rows), np.diff(indptr)), weights=weights[buckets], minlength=rows)
+    return _csr(indptr, buckets, len(weights), np.float64) @ weights  # type: ignore[no-any-return]
+
+
+def _csr(indptr: np.ndarray, indices: np.ndarray, columns: int, dtype: type) -> sp.csr_matrix:
+    """A CSR matrix of ones (read-only views of one shared array: no allocation per call)."""
+    ones = _ONES.get(dtype)
+    if ones is None or len(ones) < len(indices):
+        ones = np.ones(max(len(indices), 1 << 17), dtype=dtype)
+        ones.flags.writeable = False
+        _ONES[dtype] = ones
+    return sp.csr_matrix((ones[:len(indices)], indices, indptr), shape=(len(indptr) - 1, columns))
+
+
+def _single(item: Prepared) -> PreparedBatch:
+    return PreparedBatch([item.folded], [item.clean], [item.lang], [item.channel], [list(item.cues)], [item.scan],
+                         dense_features([item]))
 
 
 @cache
