@@ -11,7 +11,6 @@ while the current one is imported.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -23,9 +22,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import Connection, select
 
 from forewarn.federation import inbox, outbox, psi, stix
+from forewarn.federation.bulk import gc_paused
 from forewarn.federation.node import FederationError, FederationNode
 from forewarn.federation.policy import PolicyError
 from forewarn.federation.signing import H_NONCE, SignatureError, remember, sign_headers, verify_headers
@@ -62,6 +63,34 @@ def _set_cursor(conn: Connection, partner: str, direction: str, value: str) -> N
                      .values(cursor=value, updated_at=utcnow()))
 
 
+# A sync's position: ``ADDED_AFTER`` once a listing is complete, ``ADDED_AFTER#NEXT`` while one is under way.
+# Every object of one outbox snapshot shares its date_added, so the date alone cannot say how far an
+# interrupted listing got: resuming from it would skip the rest of that snapshot for good.
+_RESUME = "#"
+_CURSOR_LENGTH: int = getattr(federation_cursors.c.cursor.type, "length", None) or 64
+
+
+def _position(conn: Connection, partner: str, direction: str) -> tuple[str | None, str | None]:
+    """(added_after, next token to resume an interrupted listing with) for ``partner``."""
+    value = _cursor(conn, partner, direction)
+    after, _, token = (value or "").partition(_RESUME)
+    return after or None, token or None
+
+
+def _record_position(conn: Connection, partner: str, direction: str, after: str | None, token: str | None) -> None:
+    """Remember where a sync stands, inside the transaction that stored what it received."""
+    if token is not None:
+        value = f"{after or ''}{_RESUME}{token}"
+        if len(value) > _CURSOR_LENGTH:
+            return  # a token too long to keep: an interrupted listing starts over (imports are idempotent)
+        _set_cursor(conn, partner, direction, value)
+    elif after is not None:
+        _set_cursor(conn, partner, direction, after)
+    else:  # a first listing that ended with nothing to date it: start the next one from the beginning
+        c = federation_cursors
+        conn.execute(c.delete().where(c.c.partner == partner, c.c.direction == direction))
+
+
 class PartnerClient:
     """Talks to one partner's TAXII server, checking every answer against its pinned key."""
 
@@ -93,15 +122,25 @@ class PartnerClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> tuple[Any, httpx.Response]:
+    def fetch(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """GET ``url``; the answer's signature is checked against the pinned key, its body not yet parsed."""
         nonce = secrets.token_hex(16)
         try:
             resp = self.http.get(url, params=params, headers={H_NONCE: nonce})
         except httpx.HTTPError as exc:
             raise FederationError(f"cannot reach {self.partner} at {url}: {type(exc).__name__}: {exc}") from None
-        return self._checked(resp, nonce, "taxii:"), resp
+        self._verify(resp, nonce, "taxii:")
+        return resp
+
+    def get(self, url: str, params: dict[str, Any] | None = None) -> tuple[Any, httpx.Response]:
+        resp = self.fetch(url, params)
+        return self.parse(resp), resp
 
     def _checked(self, resp: httpx.Response, nonce: str, purpose: str) -> Any:
+        self._verify(resp, nonce, purpose)
+        return self.parse(resp)
+
+    def _verify(self, resp: httpx.Response, nonce: str, purpose: str) -> None:
         if resp.status_code >= 400:
             try:
                 detail = resp.json()
@@ -114,8 +153,12 @@ class PartnerClient:
                            window_seconds=self.node.policy.replay_window_seconds, expect_nonce=nonce)
         except SignatureError as exc:
             raise FederationError(f"answer from {self.partner} refused: {exc}") from None
+
+    def parse(self, resp: httpx.Response) -> Any:
+        """The JSON body of a verified answer."""
         try:
-            return json.loads(resp.content)
+            with gc_paused():
+                return orjson.loads(resp.content)
         except ValueError:
             raise FederationError(f"{self.partner} sent a body that is not JSON") from None
 
@@ -134,39 +177,98 @@ class PartnerClient:
         raise FederationError(f"{self.partner} offers no collection we may {'write' if write else 'read'}")
 
 
-def pull(node: FederationNode, partner: str, *, page_size: int = 5000, transport: httpx.BaseTransport | None = None,
+@dataclass
+class _Listing:
+    """One paged listing of a partner's collection: where it started, the latest date_added it saw."""
+
+    added_after: str | None
+    last_added: str | None = None
+
+
+@dataclass
+class _Imported:
+    report: inbox.ImportReport
+    objects: int
+
+
+def _import_page(node: FederationNode, client: PartnerClient, listing: _Listing, resp: httpx.Response,
+                 on_next: Callable[[str], None]) -> _Imported:
+    """Parse a verified page (handing its ``next`` token to ``on_next`` at once, so the following page is
+    on its way meanwhile), read it under our inbound policy and write it, with the sync's position, in
+    one transaction. Only the counts outlive the call, so a caller pausing the cycle collector around it
+    resumes it with the page's objects already freed."""
+    body = client.parse(resp)
+    if not isinstance(body, dict):
+        raise FederationError(f"{client.partner} sent a page that is not a TAXII envelope")
+    following = body.get("next") if body.get("more") else None
+    if following:
+        on_next(str(following))
+    objects = body.get("objects") or []
+    if not isinstance(objects, list):
+        raise FederationError(f"{client.partner} sent a page whose 'objects' is not a list")
+    try:
+        prepared = inbox.prepare_import(node.policy, client.partner, objects, signed=True)
+    except inbox.ImportRejected as exc:
+        raise FederationError(str(exc)) from None
+    listing.last_added = resp.headers.get("X-TAXII-Date-Added-Last") or listing.last_added
+    with node.store.begin() as conn:
+        report = inbox.apply_import(conn, prepared)
+        if following:
+            _record_position(conn, client.partner, "pull", listing.added_after, str(following))
+        else:
+            _record_position(conn, client.partner, "pull", listing.last_added or listing.added_after, None)
+    return _Imported(report, len(objects))
+
+
+def pull(node: FederationNode, partner: str, *, page_size: int = 20_000, transport: httpx.BaseTransport | None = None,
          progress: Callable[[int], None] | None = None) -> SyncReport:
-    """Fetch what ``partner`` published since the last pull and import it under our inbound policy."""
+    """Fetch what ``partner`` published since the last pull and import it under our inbound policy.
+
+    Each page is imported in one transaction together with the pull cursor, so a crash loses nothing
+    committed and re-imports nothing twice. While a page is read and written, a second thread already
+    fetches the next one (the partner renders it meanwhile). Parsing stays in this thread: two
+    threads would only contend for the GIL, and the SQLite writer, which drops it for every row,
+    would wait behind the parser each time.
+    """
     report = SyncReport(partner.upper(), "pull")
     started = time.perf_counter()
     totals: dict[str, int] = {}
     with PartnerClient(node, partner, transport=transport) as client:
         objects_url = client.collection(client.api_root(), write=False) + "objects/"
         with node.store.engine.connect() as conn:
-            after = _cursor(conn, client.partner, "pull")
+            after, resume = _position(conn, client.partner, "pull")
+        listing = _Listing(after)
         params: dict[str, Any] = {"limit": page_size}
         if after:
             params["added_after"] = after
+
+        def first_page() -> httpx.Response:
+            if resume:  # carry on where an interrupted pull stopped
+                try:
+                    return client.fetch(objects_url, {**params, "next": resume})
+                except FederationError as exc:
+                    log.info("pull from %s: cannot resume (%s); listing again", client.partner, exc)
+            return client.fetch(objects_url, params)
+
         with ThreadPoolExecutor(1) as prefetch:
-            pending: Future[tuple[Any, httpx.Response]] | None = prefetch.submit(client.get, objects_url, dict(params))
+            pending: Future[httpx.Response] | None = prefetch.submit(first_page)
+
+            def fetch_next(token: str) -> None:
+                nonlocal pending
+                pending = prefetch.submit(client.fetch, objects_url, {**params, "next": token})
+
             while pending is not None:
-                body, resp = pending.result()
+                resp = pending.result()
                 pending = None
-                if body.get("more") and body.get("next"):
-                    pending = prefetch.submit(client.get, objects_url, {**params, "next": body["next"]})
-                objects = body.get("objects") or []
-                last = resp.headers.get("X-TAXII-Date-Added-Last")
-                with node.store.begin() as conn:
-                    result = inbox.import_objects(conn, node.policy, client.partner, objects, signed=True)
-                    if last:
-                        _set_cursor(conn, client.partner, "pull", last)
-                for k, v in result.as_dict().items():
+                with gc_paused():  # see bulk.gc_paused: the page's objects are freed by reference counting
+                    page = _import_page(node, client, listing, resp, fetch_next)
+                for k, v in page.report.as_dict().items():
                     if isinstance(v, int) and not isinstance(v, bool):
                         totals[k] = totals.get(k, 0) + v
                 report.pages += 1
-                report.objects += len(objects)
+                report.objects += page.objects
                 if progress:
-                    progress(len(objects))
+                    progress(page.objects)
         with node.store.begin() as conn:
             audit.append(conn, f"federation:{node.name}", "federation.pull", client.partner,
                          {"pages": report.pages, **totals})
@@ -187,31 +289,38 @@ def push(node: FederationNode, partner: str, *, page_size: int = 5000,
         objects_url = client.collection(client.api_root(), write=True) + "objects/"
         with node.store.begin() as conn:
             outbox.refresh(conn, node.name)
-            cursor = _cursor(conn, client.partner, "push")
-        added_after: datetime | None = stix.parse_ts(cursor) if cursor else None
+            after, resume = _position(conn, client.partner, "push")
+        added_after: datetime | None = stix.parse_ts(after) if after else None
+        after_seq = int(resume) if resume and resume.isdigit() else 0
+        last_added: str | None = None
         hash_key = node.credentials.hash_key(client.partner)
-        with node.store.engine.connect() as conn:
-            pages = list(outbox.iterate(conn, node.policy, client.partner, hash_key=hash_key,
-                                        added_after=added_after, page_size=page_size))
-        for pg in pages:
-            if not pg.objects:
-                continue
-            body = json.dumps({"objects": pg.objects}, separators=(",", ":"), ensure_ascii=False).encode()
-            path = httpx.URL(objects_url).path
-            headers = {"Content-Type": TAXII, **sign_headers(key, client.partner, body, "taxii-push:" + path)}
-            try:
-                resp = client.http.post(objects_url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                raise FederationError(f"cannot push to {client.partner}: {type(exc).__name__}: {exc}") from None
-            if resp.status_code != 202:
-                raise FederationError(f"{client.partner} refused the push ({resp.status_code}): {resp.text[:300]}")
-            status = resp.json()
-            report.pages += 1
-            report.objects += len(pg.objects)
-            report.imported["failures"] = report.imported.get("failures", 0) + int(status.get("failure_count", 0))
+        path = httpx.URL(objects_url).path
+        while True:  # page by page: a million objects are never all in memory
+            with node.store.engine.connect() as conn:
+                pg = outbox.page(conn, node.policy, client.partner, hash_key=hash_key, added_after=added_after,
+                                 after_seq=after_seq, limit=page_size)
+            if pg.objects:
+                body = orjson.dumps({"objects": pg.objects})
+                headers = {"Content-Type": TAXII, **sign_headers(key, client.partner, body, "taxii-push:" + path)}
+                try:
+                    resp = client.http.post(objects_url, content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    raise FederationError(f"cannot push to {client.partner}: {type(exc).__name__}: {exc}") from None
+                if resp.status_code != 202:
+                    raise FederationError(f"{client.partner} refused the push ({resp.status_code}): {resp.text[:300]}")
+                status = resp.json()
+                report.pages += 1
+                report.objects += len(pg.objects)
+                report.imported["failures"] = report.imported.get("failures", 0) + int(status.get("failure_count", 0))
             if pg.last_added is not None:
-                with node.store.begin() as conn:
-                    _set_cursor(conn, client.partner, "push", stix.ts_precise(pg.last_added))
+                last_added = stix.ts_precise(pg.last_added)
+            more = bool(pg.more and pg.next)
+            with node.store.begin() as conn:
+                _record_position(conn, client.partner, "push", after if more else last_added or after,
+                                 pg.next if more else None)
+            if not more:
+                break
+            after_seq = int(pg.next or 0)
     report.seconds = time.perf_counter() - started
     return report
 

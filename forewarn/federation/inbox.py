@@ -16,15 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, select, tuple_, update
 
 from forewarn.federation import stix
-from forewarn.federation.bulk import insert_rows
+from forewarn.federation.bulk import gc_paused, insert_tuples, timestamp_param
 from forewarn.federation.policy import PARTNER_SOURCE_PREFIX, NodePolicy, PolicyError
 from forewarn.federation.tables import federation_inbox, federation_outbox, federation_sightings
-from forewarn.model.indicators import utcnow
+from forewarn.model.indicators import TLP, IndicatorType, utcnow
 from forewarn.store import schema as t
 from forewarn.store.db import utc
 
@@ -100,9 +100,61 @@ def _validate_foreign(obj: dict[str, Any]) -> str | None:
     return None
 
 
+@dataclass
+class PreparedImport:
+    """What :func:`prepare_import` read from a partner's objects, ready for :func:`apply_import`.
+
+    Preparing touches no database, so a sync prepares the next page while the previous one is written.
+    """
+
+    report: ImportReport
+    max_retention_days: int
+    now: datetime
+    rows: list[InboxRow]
+    sightings: list[stix.IncomingSighting]
+
+
+class InboxRow(NamedTuple):
+    """One partner indicator as ``federation_inbox`` keeps it (columns in table order)."""
+
+    partner: str
+    stix_id: str
+    modified: datetime
+    type: str | None
+    value: str | None
+    keyed_hash: str | None
+    confidence: int
+    tlp: str
+    scam_type: str | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    revoked: bool
+    onward_sharing: bool
+    retention_days: int | None
+    signed: bool
+    bundle_id: str | None
+    received_at: datetime
+    trust_weight: float
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+
+
+INBOX_COLUMNS = InboxRow._fields
+_TLP_TEXT = {level: level.value for level in TLP}  # enum .value is a slow property; a sync reads millions
+_TYPE_TEXT = {kind: kind.value for kind in IndicatorType}
+
+
 def import_objects(conn: Connection, policy: NodePolicy, partner: str, objects: Sequence[Any], *,
                    signed: bool, bundle_id: str | None = None, now: datetime | None = None) -> ImportReport:
     """Import what ``partner`` sent inside the caller's transaction; see the module docstring."""
+    return apply_import(conn, prepare_import(policy, partner, objects, signed=signed, bundle_id=bundle_id, now=now))
+
+
+def prepare_import(policy: NodePolicy, partner: str, objects: Sequence[Any], *, signed: bool,
+                   bundle_id: str | None = None, now: datetime | None = None) -> PreparedImport:
+    """Validate and classify ``partner``'s objects under the inbound policy (no database needed)."""
     try:
         rules = policy.partner(partner)
     except PolicyError as exc:
@@ -110,132 +162,186 @@ def import_objects(conn: Connection, policy: NodePolicy, partner: str, objects: 
     partner = partner.upper()
     now = now or utcnow()
     report = ImportReport(partner=partner, bundle_id=bundle_id, signed=signed, objects=len(objects))
+    prepared = PreparedImport(report, rules.inbound.max_retention_days, now, [], [])
     auto = signed and policy.auto_approves(partner)
     weight = rules.inbound.trust_weight
     accept = {k.value for k in rules.inbound.accept_types}
-    rows: list[dict[str, Any]] = []
-    for obj in objects:
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-            report.reject("?", "not a STIX object (a JSON object with a 'type')")
-            continue
-        kind = obj["type"]
-        oid = str(obj.get("id", "?"))
-        if not signed and kind in ("indicator", "sighting"):
-            problem = _validate_foreign(obj)
-            if problem:
-                report.reject(oid, problem)
+    context_types = CONTEXT_TYPES | stix.BY_SCO.keys()
+    with gc_paused():
+        for obj in objects:
+            if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+                report.reject("?", "not a STIX object (a JSON object with a 'type')")
                 continue
-        try:
-            if kind == "indicator":
-                item = stix.read_indicator(obj, from_forewarn_node=signed)
-            elif kind == "sighting":
-                _record_sighting(conn, partner, stix.read_sighting(obj), now, report)
-                continue
-            else:
-                stix.check_id(obj)
-                if kind in CONTEXT_TYPES or kind in stix.BY_SCO:
-                    report.context += 1
+            kind = obj["type"]
+            if not signed and kind in ("indicator", "sighting"):
+                problem = _validate_foreign(obj)
+                if problem:
+                    report.reject(str(obj.get("id", "?")), problem)
+                    continue
+            try:
+                if kind == "indicator":
+                    item = stix.read_indicator(obj, from_forewarn_node=signed)
+                elif kind == "sighting":
+                    prepared.sightings.append(stix.read_sighting(obj))
+                    continue
                 else:
-                    report.ignored += 1
+                    stix.check_id(obj)
+                    if kind in context_types:
+                        report.context += 1
+                    else:
+                        report.ignored += 1
+                    continue
+            except stix.Unusable as exc:
+                report.reject(str(obj.get("id", "?")), str(exc))
                 continue
-        except stix.Unusable as exc:
-            report.reject(oid, str(exc))
-            continue
-        report.indicators += 1
-        rows.append(_inbox_row(item, partner, weight, accept, auto, signed, bundle_id, now, report))
-    for start in range(0, len(rows), CHUNK):
-        _store_chunk(conn, rows[start:start + CHUNK], partner, rules.inbound.max_retention_days, now, report)
+            report.indicators += 1
+            prepared.rows.append(_inbox_row(item, partner, weight, accept, auto, signed, bundle_id, now))
+    return prepared
+
+
+def apply_import(conn: Connection, prepared: PreparedImport) -> ImportReport:
+    """Write a prepared import inside the caller's transaction: provenance rows, then what the policy lets
+    reach the core indicators table; objects already received (same id and version) change nothing."""
+    report = prepared.report
+    for sighting in prepared.sightings:
+        _record_sighting(conn, report.partner, sighting, prepared.now, report)
+    with gc_paused():
+        unique: dict[tuple[str, datetime], InboxRow] = {}
+        for row in prepared.rows:  # the same version twice in one batch is one assertion
+            unique.setdefault((row.stix_id, row.modified), row)
+        report.duplicates += len(prepared.rows) - len(unique)
+        rows = list(unique.values())
+        for start in range(0, len(rows), CHUNK):
+            _store_chunk(conn, rows[start:start + CHUNK], report.partner, prepared.max_retention_days,
+                         prepared.now, report)
     return report
 
 
 def _inbox_row(item: stix.Incoming, partner: str, weight: float, accept: set[str], auto: bool, signed: bool,
-               bundle_id: str | None, now: datetime, report: ImportReport) -> dict[str, Any]:
+               bundle_id: str | None, now: datetime) -> InboxRow:
     note = item.pattern_note
-    if item.type is None:
+    kind = _TYPE_TEXT[item.type] if item.type is not None else None
+    if kind is None:
         status = "unmapped"
-    elif item.type.value not in accept:
-        status, note = "rejected", f"type {item.type.value} is not accepted from {partner}"
+    elif kind not in accept:
+        status, note = "rejected", f"type {kind} is not accepted from {partner}"
     elif item.revoked:
         status = "revoked"
     elif item.keyed_hash is not None:
         status = "hashed"
     else:
         status = "auto_approved" if auto else "pending"
-    return {"partner": partner, "stix_id": item.stix_id, "modified": item.modified,
-            "type": item.type.value if item.type else None, "value": item.value, "keyed_hash": item.keyed_hash,
-            "confidence": item.confidence, "tlp": item.tlp.value, "scam_type": item.scam_type,
-            "valid_from": item.valid_from, "valid_until": item.valid_until, "revoked": item.revoked,
-            "onward_sharing": item.onward_sharing, "retention_days": item.retention_days, "signed": signed,
-            "bundle_id": bundle_id, "received_at": now, "trust_weight": weight, "status": status,
-            "decided_by": "policy:auto" if status == "auto_approved" else None,
-            "decided_at": now if status == "auto_approved" else None, "note": note}
+    approved = status == "auto_approved"
+    return InboxRow(partner, item.stix_id, item.modified, kind, item.value, item.keyed_hash, item.confidence,
+                    _TLP_TEXT[item.tlp], item.scam_type, item.valid_from, item.valid_until, item.revoked,
+                    item.onward_sharing, item.retention_days, signed, bundle_id, now, weight, status,
+                    "policy:auto" if approved else None, now if approved else None, note)
 
 
-def _store_chunk(conn: Connection, rows: list[dict[str, Any]], partner: str, max_retention: int, now: datetime,
+def _store_chunk(conn: Connection, rows: list[InboxRow], partner: str, max_retention: int, now: datetime,
                  report: ImportReport) -> None:
     ib = federation_inbox
-    keys = [(r["stix_id"], r["modified"]) for r in rows]
-    seen = {(s, utc(m)) for s, m in conn.execute(
-        select(ib.c.stix_id, ib.c.modified).where(ib.c.partner == partner,
-                                                  ib.c.stix_id.in_({k[0] for k in keys})))}
-    fresh = [r for r in rows if (r["stix_id"], r["modified"]) not in seen]
+    stamp = timestamp_param(conn)
+    seen = _received(conn, partner, list({r.stix_id for r in rows}))
+    if seen:  # (stix_id, modified) as the driver stores it
+        fresh = [r for r in rows if (r.stix_id, stamp(r.modified) if stamp else r.modified) not in seen]
+    else:
+        fresh = rows
     report.duplicates += len(rows) - len(fresh)
     if not fresh:
         return
-    insert_rows(conn, ib, fresh, conflict=["partner", "stix_id", "modified"])
-    approved = [r for r in fresh if r["status"] == "auto_approved"]
-    report.auto_approved += len(approved)
-    report.queued += sum(1 for r in fresh if r["status"] == "pending")
-    report.hashed += sum(1 for r in fresh if r["status"] == "hashed")
-    report.unmapped += sum(1 for r in fresh if r["status"] == "unmapped")
-    report.rejected_count += sum(1 for r in fresh if r["status"] == "rejected")
-    upsert_core(conn, partner, approved, max_retention, now)
-    revoked = [r for r in fresh if r["status"] == "revoked"]
-    if revoked:
-        report.revoked += _revoke(conn, partner, revoked)
+    params: list[tuple[Any, ...]] = fresh  # type: ignore[assignment]
+    if stamp is not None:
+        now_param = stamp(now)  # received_at, and decided_at when the policy decided, is the import's time
+        params = [(r.partner, r.stix_id, stamp(r.modified), r.type, r.value, r.keyed_hash, r.confidence, r.tlp,
+                   r.scam_type, stamp(r.valid_from), stamp(r.valid_until), r.revoked, r.onward_sharing,
+                   r.retention_days, r.signed, r.bundle_id,
+                   now_param if r.received_at is now else stamp(r.received_at), r.trust_weight, r.status,
+                   r.decided_by, now_param if r.decided_at is now else stamp(r.decided_at), r.note) for r in fresh]
+    insert_tuples(conn, ib, INBOX_COLUMNS, params, conflict=["partner", "stix_id", "modified"])
+    by_status: dict[str, int] = {}
+    for r in fresh:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    report.auto_approved += by_status.get("auto_approved", 0)
+    report.queued += by_status.get("pending", 0)
+    report.hashed += by_status.get("hashed", 0)
+    report.unmapped += by_status.get("unmapped", 0)
+    report.rejected_count += by_status.get("rejected", 0)
+    if by_status.get("auto_approved"):
+        upsert_core(conn, partner, [r for r in fresh if r.status == "auto_approved"], max_retention, now)
+    if by_status.get("revoked"):
+        report.revoked += _revoke(conn, partner, [r for r in fresh if r.status == "revoked"])
 
 
-def _core_row(r: dict[str, Any], partner: str, max_retention: int, now: datetime) -> dict[str, Any]:
-    retention = min(r.get("retention_days") or max_retention, max_retention)
-    expires = now + timedelta(days=retention)
-    if r.get("valid_until") is not None:
-        expires = min(expires, r["valid_until"])
-    first = r.get("valid_from") or now
-    return {"type": r["type"], "value": r["value"], "source": f"{PARTNER_SOURCE_PREFIX}{partner}",
-            "confidence": max(0, min(100, round(r["confidence"] * r["trust_weight"]))),
-            "first_seen": min(first, now), "last_seen": now, "expires_at": expires, "tlp": r["tlp"],
-            "scam_type": r.get("scam_type"), "description": f"from partner {partner}: {r['stix_id']}",
-            "revoked": False, "sightings": 1}
+def _received(conn: Connection, partner: str, stix_ids: list[str]) -> set[tuple[str, Any]]:
+    """Versions of ``stix_ids`` already received from ``partner``, with ``modified`` in driver form.
+
+    A plain driver query: SQLAlchemy would build and process a bound parameter per id."""
+    ph = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = (f"SELECT stix_id, modified FROM {federation_inbox.name} WHERE partner = {ph} "
+           f"AND stix_id IN ({', '.join([ph] * len(stix_ids))})")
+    return {(stix_id, modified) for stix_id, modified in conn.exec_driver_sql(sql, (partner, *stix_ids))}
 
 
-def upsert_core(conn: Connection, partner: str, rows: Iterable[dict[str, Any]], max_retention: int,
-                now: datetime) -> int:
-    """Write approved partner indicators into the core table (source ``partner:<NAME>``), in bulk."""
-    core = [_core_row(r, partner, max_retention, now) for r in rows]
-    if not core:
+CORE_COLUMNS = ("type", "value", "source", "confidence", "first_seen", "last_seen", "expires_at", "tlp", "scam_type",
+                "description", "revoked", "sightings")
+
+
+def upsert_core(conn: Connection, partner: str, rows: Sequence[InboxRow], max_retention: int, now: datetime) -> int:
+    """Write approved partner indicators into the core table, in bulk: source ``partner:<NAME>``,
+    confidence scaled by the trust weight, kept no longer than both sides allow."""
+    if not rows:
         return 0
+    stamp = timestamp_param(conn) or _unchanged
+    source, now_param = f"{PARTNER_SOURCE_PREFIX}{partner}", stamp(now)
+    until_by_retention: dict[int, datetime] = {}
+    scaled_by_weight: dict[float, list[int]] = {}  # confidence 0..100 times the trust weight, rounded
+    params = []
+    for r in rows:
+        retention = min(r.retention_days or max_retention, max_retention)
+        expires = until_by_retention.get(retention)
+        if expires is None:
+            expires = until_by_retention[retention] = now + timedelta(days=retention)
+        if r.valid_until is not None and r.valid_until < expires:
+            expires = r.valid_until
+        first = r.valid_from if r.valid_from is not None and r.valid_from < now else now
+        scaled = scaled_by_weight.get(r.trust_weight)
+        if scaled is None:
+            scaled = scaled_by_weight[r.trust_weight] = [max(0, min(100, round(c * r.trust_weight)))
+                                                         for c in range(101)]
+        confidence = scaled[r.confidence] if 0 <= r.confidence <= 100 else max(0, min(100, round(
+            r.confidence * r.trust_weight)))
+        params.append((r.type, r.value, source, confidence, stamp(first), now_param, stamp(expires), r.tlp,
+                       r.scam_type, f"from partner {partner}: {r.stix_id}", False, 1))
     # the same effect as repository.upsert_indicator, for thousands of rows in one statement
     refreshed = {c: f"excluded.{c}" for c in ("confidence", "last_seen", "expires_at", "tlp", "scam_type",
                                                 "description", "revoked")}
-    insert_rows(conn, t.indicators, core, conflict=["type", "value", "source"],
-                update={**refreshed, "sightings": "indicators.sightings + 1"})
-    return len(core)
+    insert_tuples(conn, t.indicators, CORE_COLUMNS, params, conflict=["type", "value", "source"],
+                  update={**refreshed, "sightings": "indicators.sightings + 1"})
+    return len(params)
 
 
-def _revoke(conn: Connection, partner: str, rows: list[dict[str, Any]]) -> int:
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _revoke(conn: Connection, partner: str, rows: list[InboxRow]) -> int:
     """A partner withdrew these: mark their core rows revoked (the firewall stops using them)."""
     ib, ind = federation_inbox, t.indicators
     source = f"{PARTNER_SOURCE_PREFIX}{partner}"
     done = 0
-    stix_ids = [r["stix_id"] for r in rows]
-    conn.execute(update(ib).where(ib.c.partner == partner, ib.c.stix_id.in_(stix_ids)).values(revoked=True))
-    pairs = {(r["type"], r["value"]) for r in rows if r["value"]}
-    # a revocation may carry no value we can read (e.g. a keyed hash): find earlier versions by id
-    for typ, val in conn.execute(select(ib.c.type, ib.c.value).where(
-            ib.c.partner == partner, ib.c.stix_id.in_(stix_ids), ib.c.value.is_not(None))):
-        pairs.add((typ, val))
-    for typ, val in pairs:
-        done += int(conn.execute(update(ind).where(ind.c.type == typ, ind.c.value == val, ind.c.source == source)
+    stix_ids = [r.stix_id for r in rows]
+    pairs = {(r.type, r.value) for r in rows if r.value}
+    for start in range(0, len(stix_ids), CHUNK):
+        part = stix_ids[start:start + CHUNK]
+        conn.execute(update(ib).where(ib.c.partner == partner, ib.c.stix_id.in_(part)).values(revoked=True))
+        # a revocation may carry no value we can read (e.g. a keyed hash): find earlier versions by id
+        pairs.update((typ, val) for typ, val in conn.execute(select(ib.c.type, ib.c.value).where(
+            ib.c.partner == partner, ib.c.stix_id.in_(part), ib.c.value.is_not(None))))
+    ordered = sorted(pairs)
+    for start in range(0, len(ordered), CHUNK):
+        done += int(conn.execute(update(ind).where(ind.c.source == source,
+                                                   tuple_(ind.c.type, ind.c.value).in_(ordered[start:start + CHUNK]))
                                  .values(revoked=True)).rowcount or 0)
     return done
 
@@ -280,17 +386,18 @@ def decide(conn: Connection, policy: NodePolicy, ids: Sequence[int], *, approve:
     ib = federation_inbox
     now = utcnow()
     rows = conn.execute(select(ib).where(ib.c.id.in_(list(ids)), ib.c.status == "pending")).mappings().fetchall()
-    by_partner: dict[str, list[dict[str, Any]]] = {}
+    by_partner: dict[str, list[InboxRow]] = {}
     for r in rows:
-        by_partner.setdefault(r["partner"], []).append(dict(r))
+        item = InboxRow(**{c: r[c] for c in INBOX_COLUMNS})
+        by_partner.setdefault(r["partner"], []).append(
+            item._replace(valid_from=utc(item.valid_from), valid_until=utc(item.valid_until)))
     for partner, items in by_partner.items():
         if approve:
             try:
                 max_ret = policy.partner(partner).inbound.max_retention_days
             except PolicyError:
                 max_ret = 30  # a partner since removed from the policy: keep its approved items briefly
-            upsert_core(conn, partner, [{**r, "valid_from": utc(r["valid_from"]), "valid_until": utc(r["valid_until"])}
-                                        for r in items], max_ret, now)
+            upsert_core(conn, partner, items, max_ret, now)
     if rows:
         conn.execute(update(ib).where(ib.c.id.in_([r["id"] for r in rows])).values(
             status="approved" if approve else "rejected", decided_by=actor, decided_at=now,

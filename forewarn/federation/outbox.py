@@ -10,39 +10,47 @@ correct and nothing a policy forbids is ever read for that partner, let alone se
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
     ColumnElement,
     Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
     and_,
+    cast,
     delete,
     exists,
     false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
+    type_coerce,
     update,
 )
 
 from forewarn.federation import stix
-from forewarn.federation.bulk import insert_rows
+from forewarn.federation.bulk import gc_paused
 from forewarn.federation.policy import PARTNER_SOURCE_PREFIX, NodePolicy, OutboundPolicy, Pseudonymisation
 from forewarn.federation.tables import federation_inbox, federation_outbox, federation_sightings
 from forewarn.model.indicators import TLP, IndicatorType, utcnow
 from forewarn.store import schema as t
 from forewarn.store.db import utc
+from forewarn.store.schema import TS
 
 o = federation_outbox
 _refresh_lock = threading.Lock()
-REFRESH_CHUNK = 50_000
 
 
 def _lock(conn: Connection) -> None:
@@ -66,35 +74,98 @@ def _next_stamp(conn: Connection) -> datetime:
     return max(now, last + timedelta(microseconds=1)) if last else now
 
 
-def _changed_indicators(conn: Connection) -> Any:
+def _differs() -> ColumnElement[bool]:
+    """An indicator with no outbox row, or whose shared fields changed since it was published."""
     i = t.indicators
-    differs = or_(o.c.seq.is_(None), o.c.confidence != i.c.confidence, o.c.revoked != i.c.revoked,
-                  o.c.tlp != i.c.tlp, o.c.last_seen != i.c.last_seen,
-                  o.c.expires_at.is_distinct_from(i.c.expires_at), o.c.scam_type.is_distinct_from(i.c.scam_type),
-                  o.c.sightings != i.c.sightings)
-    return conn.execute(
-        select(i.c.id, i.c.type, i.c.value, i.c.confidence, i.c.tlp, i.c.source, i.c.scam_type, i.c.first_seen,
-               i.c.last_seen, i.c.expires_at, i.c.revoked, i.c.sightings, o.c.stix_id, o.c.created)
-        .select_from(i.outerjoin(o, o.c.indicator_id == i.c.id)).where(differs).order_by(i.c.id)).fetchall()
+    return or_(o.c.seq.is_(None), o.c.confidence != i.c.confidence, o.c.revoked != i.c.revoked,
+               o.c.tlp != i.c.tlp, o.c.last_seen != i.c.last_seen,
+               o.c.expires_at.is_distinct_from(i.c.expires_at), o.c.scam_type.is_distinct_from(i.c.scam_type),
+               o.c.sightings != i.c.sightings)
+
+
+# Indicators to (re)publish in one refresh: their existing STIX id and creation time if any, their
+# position in indicator order, and random bits for a new id.
+_changed = Table("fw_outbox_changed", MetaData(),
+                 Column("indicator_id", Integer, primary_key=True, autoincrement=False),
+                 Column("stix_id", String(80)), Column("created", TS), Column("position", Integer),
+                 Column("counter", BigInteger), Column("tail", String(8)), prefixes=["TEMPORARY"])
+# The same random counters, sorted: the n-th smallest goes to the n-th indicator.
+_counters = Table("fw_outbox_counters", MetaData(),
+                  Column("position", Integer, primary_key=True, autoincrement=False),
+                  Column("counter", BigInteger), prefixes=["TEMPORARY"])
+COUNTER_BITS = 40
+
+
+def _random_bits(dialect: str, bits: int) -> ColumnElement[int]:
+    """A uniformly random integer of ``bits`` bits per row, made by the database."""
+    if dialect == "postgresql":
+        return cast(func.floor(func.random() * (1 << bits)), BigInteger)
+    return func.random().op("&")((1 << bits) - 1)
+
+
+def _hex(dialect: str, value: ColumnElement[int], digits: int) -> ColumnElement[str]:
+    if dialect == "postgresql":
+        return func.lpad(func.to_hex(value), digits, "0", type_=String)
+    return func.printf(f"%0{digits}x", value, type_=String)
+
+
+def _indicator_id(millis_hex: str, counter_hex: ColumnElement[str], tail: ColumnElement[str]) -> ColumnElement[str]:
+    """``indicator--`` and a time-ordered UUID (RFC 9562 version 7, which STIX 2.1 and the stix2
+    library accept): 48 bits of Unix milliseconds, a 40-bit counter, 32 random bits.
+
+    Why not version 4: partners keep indicators under unique indexes on the STIX id (our outbox too);
+    at a million rows, random ids scatter every insert over the whole index and cost about three times
+    as much. Ids that grow in the order indicators are served are appended instead. The counter is not
+    a row number, whose gaps would count the rows a partner was not shown: each refresh draws one
+    random 40-bit value per indicator and hands them out in sorted order (ties are broken by the
+    random tail).
+    """
+    def part(text: ColumnElement[str] | str, start: int, length: int) -> ColumnElement[str]:
+        return func.substr(text, start, length, type_=String)
+
+    return ("indicator--" + literal(millis_hex[:8], String) + "-" + literal(millis_hex[8:12], String)
+            + "-7" + part(counter_hex, 1, 3) + "-8" + part(counter_hex, 4, 3)
+            + "-" + part(counter_hex, 7, 4) + tail)
 
 
 def _publish_indicators(conn: Connection) -> int:
-    rows = _changed_indicators(conn)
-    if not rows:
-        return 0
-    now = _next_stamp(conn)
-    total = 0
-    for start in range(0, len(rows), REFRESH_CHUNK):
-        chunk = rows[start:start + REFRESH_CHUNK]
-        conn.execute(delete(o).where(o.c.indicator_id.in_([r.id for r in chunk if r.stix_id is not None])))
-        insert_rows(conn, o, [{
-            "kind": "indicator", "stix_id": r.stix_id or f"indicator--{uuid.uuid4()}", "indicator_id": r.id,
-            "partner": None, "type": r.type, "value": r.value, "confidence": r.confidence, "tlp": r.tlp,
-            "source": r.source, "scam_type": r.scam_type, "first_seen": r.first_seen, "last_seen": r.last_seen,
-            "expires_at": r.expires_at, "revoked": bool(r.revoked), "sightings": r.sightings,
-            "created": utc(r.created) or now, "modified": now, "date_added": now} for r in chunk])
-        total += len(chunk)
-    return total
+    """Snapshot new and changed indicators into the outbox, entirely inside the database.
+
+    A changed indicator keeps its STIX id and ``created`` and moves to the end of the outbox (a new
+    ``seq`` and ``date_added``), so partners paging by ``added_after`` see the new version once.
+    """
+    i, c, k = t.indicators, _changed, _counters
+    dialect = conn.dialect.name
+    for table in (c, k):
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    conn.execute(c.insert().from_select(
+        ["indicator_id", "stix_id", "created", "position", "counter", "tail"],
+        select(i.c.id, o.c.stix_id, o.c.created, func.row_number().over(order_by=i.c.id),
+               _random_bits(dialect, COUNTER_BITS), _hex(dialect, _random_bits(dialect, 32), 8))
+        .select_from(i.outerjoin(o, o.c.indicator_id == i.c.id)).where(_differs())))
+    changed = int(conn.execute(select(func.count()).select_from(c)).scalar_one())
+    if changed:
+        conn.execute(k.insert().from_select(["position", "counter"],
+                                            select(func.row_number().over(order_by=c.c.counter), c.c.counter)))
+        now = _next_stamp(conn)
+        conn.execute(delete(o).where(o.c.indicator_id.in_(select(c.c.indicator_id)
+                                                          .where(c.c.stix_id.is_not(None)))))
+        stamp = literal(now, TS)
+        new_id = _indicator_id(f"{int(now.timestamp() * 1000):012x}", _hex(dialect, k.c.counter, 10), c.c.tail)
+        conn.execute(o.insert().from_select(
+            ["kind", "stix_id", "indicator_id", "partner", "type", "value", "confidence", "tlp", "source",
+             "scam_type", "first_seen", "last_seen", "expires_at", "revoked", "sightings", "created", "modified",
+             "date_added"],
+            select(literal("indicator"), func.coalesce(c.c.stix_id, new_id),
+                   i.c.id, null(), i.c.type, i.c.value, i.c.confidence, i.c.tlp, i.c.source, i.c.scam_type,
+                   i.c.first_seen, i.c.last_seen, i.c.expires_at, i.c.revoked, i.c.sightings,
+                   func.coalesce(c.c.created, stamp), stamp, stamp)
+            .select_from(c.join(i, i.c.id == c.c.indicator_id).join(k, k.c.position == c.c.position))
+            .order_by(c.c.indicator_id)))
+    for table in (k, c):
+        table.drop(conn)
+    return changed
 
 
 def _publish_local_sightings(conn: Connection, node: str) -> int:
@@ -192,7 +263,15 @@ class Page:
     next: str | None
     first_added: datetime | None
     last_added: datetime | None
-    manifest: list[dict[str, Any]]
+    added: list[str] = field(default_factory=list)  # date_added of each object (microseconds)
+
+    @property
+    def manifest(self) -> list[dict[str, Any]]:
+        """The TAXII manifest entries of the page's objects (built only when asked for)."""
+        return [{"id": obj["id"], "date_added": added,
+                 "version": obj.get("modified", obj.get("created", added[:23] + "Z")),
+                 "media_type": "application/stix+json;version=2.1"} for obj, added in zip(self.objects, self.added,
+                                                                                           strict=True)]
 
 
 def public_rules() -> OutboundPolicy:
@@ -203,6 +282,56 @@ def public_rules() -> OutboundPolicy:
 
 def rules_for(policy: NodePolicy, partner: str | None) -> OutboundPolicy:
     return policy.partner(partner).outbound if partner else public_rules()
+
+
+class View:
+    """How one partner sees outbox rows: pseudonymisation per type, observables, the STIX renderer."""
+
+    def __init__(self, node: str, rules: OutboundPolicy, hash_key: bytes | None) -> None:
+        self.rules = rules
+        self.how = {k.value: rules.how(k) for k in IndicatorType}
+        self.observables = rules.include_observables
+        self.hash_key = hash_key
+        self.renderer = stix.IndicatorRenderer(node=node, retention_days=rules.retention_days,
+                                               onward_sharing=not rules.no_onward_sharing, hash_key=hash_key)
+
+    def render(self, row: Any) -> list[dict[str, Any]]:
+        """STIX objects for one outbox row selected as :data:`PAGE_COLUMNS` (raw or keyed hash; observable
+        or not). Timestamps may come as the store's text (SQLite) or as datetimes (PostgreSQL)."""
+        (_, kind, stix_id, type_, value, confidence, tlp, scam_type, first_seen, last_seen, expires_at, revoked,
+         sightings, created, modified, _, payload) = row
+        if kind != "indicator":
+            return [payload]
+        how = self.how[type_]
+        if how is Pseudonymisation.PSI_ONLY:  # partner_filter already excludes these; never render them
+            return []
+        raw = how is Pseudonymisation.RAW
+        if not raw and self.hash_key is None:
+            return []  # no pairwise key: a keyed hash cannot be made, and raw is not allowed
+        stamp = stix.stored_ts
+        created = stamp(created) or stix.ts(utcnow())
+        return self.renderer.objects(
+            stix_id, type_, value, confidence, tlp, scam_type, stamp(first_seen) or created,
+            stamp(last_seen) or created, stamp(expires_at), bool(revoked), sightings, created,
+            stamp(modified) or created, raw=raw, observable=self.observables)
+
+
+def _as_text(column: Any) -> Any:
+    # the timestamp as the driver returns it: SQLite's text as is (no datetime built), PostgreSQL's datetime
+    return type_coerce(column, String).label(column.name)
+
+
+# What View.render reads of an outbox row, in this order.
+PAGE_COLUMNS = [o.c.seq, o.c.kind, o.c.stix_id, o.c.type, o.c.value, o.c.confidence, o.c.tlp, o.c.scam_type,
+                 _as_text(o.c.first_seen), _as_text(o.c.last_seen), _as_text(o.c.expires_at), o.c.revoked,
+                 o.c.sightings, _as_text(o.c.created), _as_text(o.c.modified), _as_text(o.c.date_added),
+                 o.c.payload]
+
+
+def _stored_datetime(value: str | datetime | None) -> datetime | None:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return utc(value)
 
 
 def page(conn: Connection, policy: NodePolicy, partner: str | None, *, hash_key: bytes | None,
@@ -223,46 +352,24 @@ def page(conn: Connection, policy: NodePolicy, partner: str | None, *, hash_key:
         cond.append(o.c.kind.in_(kinds) if kinds else literal(False))
     per_row = 2 if rules.include_observables else 1
     rows_wanted = max(1, limit // per_row)
-    rows = conn.execute(select(o).where(and_(true(), *cond)).order_by(o.c.seq).limit(rows_wanted + 1)).fetchall()
-    more = len(rows) > rows_wanted
-    rows = rows[:rows_wanted]
+    view = View(policy.node, rules, hash_key)
     objects: list[dict[str, Any]] = []
-    manifest: list[dict[str, Any]] = []
-    for r in rows:
-        for obj in render(r, policy.node, rules, hash_key):
-            if match_types and obj["type"] not in match_types:
-                continue
-            objects.append(obj)
-            manifest.append({"id": obj["id"], "date_added": stix.ts_precise(utc(r.date_added) or utcnow()),
-                             "version": obj.get("modified", obj.get("created", stix.ts(utc(r.date_added) or utcnow()))),
-                             "media_type": "application/stix+json;version=2.1"})
+    added: list[str] = []
+    with gc_paused():
+        rows = conn.execute(select(*PAGE_COLUMNS).where(and_(true(), *cond)).order_by(o.c.seq)
+                            .limit(rows_wanted + 1)).fetchall()
+        more = len(rows) > rows_wanted
+        rows = rows[:rows_wanted]
+        for r in rows:
+            stamp = stix.stored_ts(r.date_added, precise=True) or stix.ts_precise(utcnow())
+            for obj in view.render(r):
+                if match_types and obj["type"] not in match_types:
+                    continue
+                objects.append(obj)
+                added.append(stamp)
     return Page(objects, more, str(rows[-1].seq) if more and rows else None,
-                utc(rows[0].date_added) if rows else None, utc(rows[-1].date_added) if rows else None, manifest)
-
-
-def render(row: Any, node: str, rules: OutboundPolicy, hash_key: bytes | None) -> list[dict[str, Any]]:
-    """STIX objects for one outbox row as ``rules`` allow them (raw or keyed hash; observable or not)."""
-    if row.kind != "indicator":
-        return [row.payload]
-    how = rules.how(row.type)
-    if how is Pseudonymisation.PSI_ONLY:  # partner_filter already excludes these; never render them
-        return []
-    raw = how is Pseudonymisation.RAW
-    if not raw and hash_key is None:
-        return []  # no pairwise key: a keyed hash cannot be made, and raw is not allowed
-    item = stix.Outgoing(stix_id=row.stix_id, type=row.type, value=row.value, confidence=row.confidence,
-                         tlp=row.tlp, scam_type=row.scam_type, first_seen=utc(row.first_seen) or utcnow(),
-                         last_seen=utc(row.last_seen) or utcnow(), expires_at=utc(row.expires_at),
-                         revoked=bool(row.revoked), sightings=row.sightings, created=utc(row.created) or utcnow(),
-                         modified=utc(row.modified) or utcnow())
-    ind = stix.indicator_object(item, node=node, raw=raw, hash_key=hash_key, retention_days=rules.retention_days,
-                                onward_sharing=not rules.no_onward_sharing)
-    if not rules.include_observables:
-        return [ind]
-    kind = IndicatorType(row.type)
-    sco = stix.observable_for(kind, row.value if raw else None,
-                              None if raw else stix.keyed_hash(hash_key or b"", kind, row.value))
-    return [ind, sco]
+                _stored_datetime(rows[0].date_added) if rows else None,
+                _stored_datetime(rows[-1].date_added) if rows else None, added)
 
 
 def iterate(conn: Connection, policy: NodePolicy, partner: str | None, *, hash_key: bytes | None,
@@ -280,10 +387,11 @@ def get_versions(conn: Connection, policy: NodePolicy, partner: str | None, obje
                  hash_key: bytes | None) -> list[dict[str, Any]]:
     """The object if ``partner`` may see it (only the latest version is kept)."""
     rules = rules_for(policy, partner)
-    rows = conn.execute(select(o).where(partner_filter(rules, partner), o.c.stix_id == object_id)).fetchall()
+    rows = conn.execute(select(*PAGE_COLUMNS).where(partner_filter(rules, partner), o.c.stix_id == object_id)).fetchall()
+    view = View(policy.node, rules, hash_key)
     out: list[dict[str, Any]] = []
     for r in rows:
-        out.extend(x for x in render(r, policy.node, rules, hash_key) if x["id"] == object_id)
+        out.extend(x for x in view.render(r) if x["id"] == object_id)
     return out
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from stix2.properties import BooleanProperty, IntegerProperty, StringProperty
 from stix2.v21 import CustomExtension, CustomObservable
@@ -171,15 +171,28 @@ def node_identity(node: str, display_name: str | None = None) -> dict[str, Any]:
 # --- small helpers ------------------------------------------------------------------------------
 
 def ts(value: datetime) -> str:
-    """A STIX timestamp (UTC, milliseconds, ``Z``)."""
-    v = value.astimezone(UTC) if value.tzinfo else value
-    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
+    """A STIX timestamp (UTC, milliseconds, ``Z``); naive datetimes are taken as UTC."""
+    v = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return v.isoformat(timespec="milliseconds") + "Z"
 
 
 def ts_precise(value: datetime) -> str:
     """A STIX timestamp with microseconds, for TAXII ``date_added`` values that clients send back."""
-    v = value.astimezone(UTC) if value.tzinfo else value
-    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond:06d}Z"
+    v = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return v.isoformat(timespec="microseconds") + "Z"
+
+
+def stored_ts(value: str | datetime | None, *, precise: bool = False) -> str | None:
+    """The STIX timestamp of a timestamp as the store hands it back, without building a datetime where
+    it can: SQLite gives UTC wall time as ``YYYY-MM-DD HH:MM:SS.ffffff`` text (SQLAlchemy's storage
+    format, and :mod:`forewarn.federation.bulk`'s), PostgreSQL an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            return value[:10] + "T" + (value[11:] if precise else value[11:23]) + "Z"
+        value = datetime.fromisoformat(value)
+    return ts_precise(value) if precise else ts(value)
 
 
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
@@ -209,7 +222,8 @@ def pattern_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-_PATTERN_RE = re.compile(r"^\[([a-z0-9-]+):([a-z_]+) = '((?:[^'\\]|\\.)*)'\]$")
+# possessive runs: one step per run of plain characters, and no backtracking on hostile input
+_PATTERN_RE = re.compile(r"^\[([a-z0-9-]+):([a-z_]+) = '((?:[^'\\]++|\\.)*+)'\]$")
 
 
 def parse_simple_pattern(pattern: str) -> tuple[str, str, str] | None:
@@ -217,14 +231,33 @@ def parse_simple_pattern(pattern: str) -> tuple[str, str, str] | None:
     m = _PATTERN_RE.match(pattern)
     if not m:
         return None
-    literal = re.sub(r"\\(.)", r"\1", m.group(3))
+    literal = m.group(3)
+    if "\\" in literal:
+        literal = re.sub(r"\\(.)", r"\1", literal)
     return m.group(1), m.group(2), literal
 
 
 def sco_id(sco_type: str, contributing: dict[str, str]) -> str:
     """Deterministic SCO id exactly as STIX 2.1 §2.9 (and the stix2 library) computes it."""
-    body = json.dumps(contributing, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{sco_type}--{uuid.uuid5(SCO_NAMESPACE, body)}"
+    if len(contributing) == 1:  # the common case, without json.dumps: '{"prop":"value"}'
+        ((prop, value),) = contributing.items()
+        body = '{' + _json_str(prop) + ':' + _json_str(value) + '}'
+    else:
+        body = json.dumps(contributing, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{sco_type}--{uuid5_text(SCO_NAMESPACE_BYTES, body)}"
+
+
+SCO_NAMESPACE_BYTES = SCO_NAMESPACE.bytes
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string literal, ensure_ascii=False
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` without building UUID objects (a million SCO ids per sync)."""
+    h = hashlib.sha1(namespace + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
 
 
 def stix_id(kind: str, *parts: object) -> str:
@@ -262,48 +295,81 @@ def observable_for(kind: IndicatorType, value: str | None, hashed: str | None) -
     return sco
 
 
+class IndicatorRenderer:
+    """Builds the STIX indicators (and their observables) one partner view receives.
+
+    What is the same for every object of the view — creator, retention, onward sharing, the pairwise
+    key — is fixed once; timestamps come in as STIX strings (:func:`ts`, :func:`stored_ts`), so a
+    page of outbox rows is rendered without a datetime per value (a sync renders millions).
+    """
+
+    def __init__(self, *, node: str, retention_days: int, onward_sharing: bool, hash_key: bytes | None) -> None:
+        self.node, self.retention_days, self.onward_sharing, self.hash_key = node, retention_days, onward_sharing, hash_key
+        self.created_by = node_identity_id(node)
+
+    def objects(self, stix_id: str, type_: str, value: str, confidence: int, tlp: str, scam_type: str | None,
+                first_seen: str, last_seen: str, expires_at: str | None, revoked: bool, sightings: int,
+                created: str, modified: str, *, raw: bool, observable: bool) -> list[dict[str, Any]]:
+        """``[indicator]`` or ``[indicator, observable]``: raw value or keyed hash, never both."""
+        kind, obs, words = _KINDS[type_]
+        digest: str | None = None
+        if raw:
+            pattern = f"[{obs.sco_type}:{obs.prop} = {pattern_literal(value)}]"
+            label = value
+        else:
+            if self.hash_key is None:
+                raise ValueError("a keyed hash needs the pairwise hash key")
+            digest = keyed_hash(self.hash_key, kind, value)
+            pattern = f"[{obs.sco_type}:{KEYED_HASH_PROP} = '{digest}']"
+            label = f"{type_} (keyed hash {digest[:12]}…)"
+        ext: dict[str, Any] = {"extension_type": "property-extension", "indicator_type": type_,
+                               "last_seen": last_seen, "sightings": max(0, sightings),
+                               "retention_days": self.retention_days, "onward_sharing": self.onward_sharing,
+                               "pseudonymisation": "raw" if raw else "keyed_hash", "source_node": self.node}
+        if scam_type:
+            ext["scam_type"] = scam_type
+        # all timestamps are fixed-width STIX strings, so comparing the strings compares the instants
+        obj: dict[str, Any] = {
+            "type": "indicator", "spec_version": SPEC, "id": stix_id, "created_by_ref": self.created_by,
+            "created": created, "modified": modified if modified > created else created,
+            "name": f"Fraud {words}: {label}"[:250],
+            "indicator_types": ["malicious-activity"], "pattern": pattern, "pattern_type": "stix",
+            "pattern_version": SPEC, "valid_from": first_seen, "confidence": int(confidence),
+            "object_marking_refs": [_MARKING_BY_TLP.get(tlp) or TLP2_MARKING_IDS[TLP(tlp)]],
+            "extensions": {PROPERTY_EXTENSION: ext},
+        }
+        if expires_at is not None:
+            # STIX requires valid_until after valid_from; an already expired indicator ends 1 ms after it starts.
+            obj["valid_until"] = (expires_at if expires_at > first_seen
+                                  else ts(parse_ts(first_seen) + timedelta(milliseconds=1)))
+        if scam_type:
+            obj["labels"] = [scam_type]
+        if revoked:
+            obj["revoked"] = True
+        if not observable:
+            return [obj]
+        return [obj, observable_for(kind, value if raw else None, digest)]
+
+
+_MARKING_BY_TLP: dict[str, str] = {level.value: marking for level, marking in TLP2_MARKING_IDS.items()}
+_KINDS: dict[str, tuple[IndicatorType, ObservableType, str]] = {
+    k.value: (k, OBSERVABLES[k], k.value.replace("_", " ")) for k in OBSERVABLES}
+
+
 def indicator_object(item: Outgoing, *, node: str, raw: bool, hash_key: bytes | None,
                      retention_days: int, onward_sharing: bool, max_valid_until: datetime | None = None,
                      ) -> dict[str, Any]:
     """The STIX indicator a partner receives: raw value or keyed hash, never both."""
-    kind = IndicatorType(item.type)
-    obs = OBSERVABLES[kind]
-    if raw:
-        pattern = f"[{obs.sco_type}:{obs.prop} = {pattern_literal(item.value)}]"
-        label = item.value
-    else:
-        if hash_key is None:
-            raise ValueError("a keyed hash needs the pairwise hash key")
-        digest = keyed_hash(hash_key, kind, item.value)
-        pattern = f"[{obs.sco_type}:{KEYED_HASH_PROP} = '{digest}']"
-        label = f"{kind.value} (keyed hash {digest[:12]}…)"
-    valid_from = item.first_seen
-    ext: dict[str, Any] = {"extension_type": "property-extension", "indicator_type": kind.value,
-                           "last_seen": ts(item.last_seen), "sightings": max(0, item.sightings),
-                           "retention_days": retention_days, "onward_sharing": onward_sharing,
-                           "pseudonymisation": "raw" if raw else "keyed_hash", "source_node": node}
-    if item.scam_type:
-        ext["scam_type"] = item.scam_type
-    obj: dict[str, Any] = {
-        "type": "indicator", "spec_version": SPEC, "id": item.stix_id, "created_by_ref": node_identity_id(node),
-        "created": ts(item.created), "modified": ts(max(item.modified, item.created)),
-        "name": f"Fraud {kind.value.replace('_', ' ')}: {label}"[:250],
-        "indicator_types": ["malicious-activity"], "pattern": pattern, "pattern_type": "stix",
-        "pattern_version": SPEC, "valid_from": ts(valid_from), "confidence": int(item.confidence),
-        "object_marking_refs": [TLP2_MARKING_IDS[TLP(item.tlp)]],
-        "extensions": {PROPERTY_EXTENSION: ext},
-    }
+    IndicatorType(item.type)  # a clear ValueError for an unknown type
     until = item.expires_at
     if max_valid_until is not None:
         until = min(until, max_valid_until) if until else max_valid_until
-    if until is not None:
-        # STIX requires valid_until after valid_from; an already expired indicator ends 1 ms after it starts.
-        obj["valid_until"] = ts(max(until, valid_from + timedelta(milliseconds=1)))
-    if item.scam_type:
-        obj["labels"] = [item.scam_type]
-    if item.revoked:
-        obj["revoked"] = True
-    return obj
+    renderer = IndicatorRenderer(node=node, retention_days=retention_days, onward_sharing=onward_sharing,
+                                 hash_key=hash_key)
+    return renderer.objects(item.stix_id, item.type, item.value, item.confidence, item.tlp, item.scam_type,
+                            ts(item.first_seen), ts(item.last_seen), ts(until) if until is not None else None,
+                            item.revoked, item.sightings, ts(item.created), ts(item.modified), raw=raw,
+                            observable=False)[0]
 
 
 def sighting_object(*, sighting_id: str, node: str, sighting_of: str, count: int, first_seen: datetime,
@@ -401,16 +467,16 @@ def report_object(node: str, partner: str | None, object_ids: Iterable[str], cre
 
 # --- inbound: reading an indicator from any producer --------------------------------------------
 
-_ID_RE = re.compile(r"^([a-z0-9-]+)--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# a lazy type: a greedy one would swallow the UUID's hex digits and then back off one at a time
+_ID_RE = re.compile(r"^([a-z0-9-]+?)--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class Unusable(ValueError):
     """An object that cannot be imported; the message says why."""
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """What the importer keeps of one partner indicator."""
+class Incoming(NamedTuple):
+    """What the importer keeps of one partner indicator (a tuple: a sync reads millions)."""
 
     stix_id: str
     modified: datetime
@@ -430,9 +496,9 @@ class Incoming:
 
 def check_id(obj: dict[str, Any], expected_type: str | None = None) -> str:
     oid = obj.get("id")
-    if not isinstance(oid, str) or not _ID_RE.match(oid):
+    if not isinstance(oid, str) or (match := _ID_RE.match(oid)) is None:
         raise Unusable(f"id {str(oid)[:60]!r} is not TYPE--UUID")
-    if oid.split("--", 1)[0] != obj.get("type"):
+    if match.group(1) != obj.get("type"):
         raise Unusable(f"id {oid} does not match type {obj.get('type')!r}")
     if expected_type and obj.get("type") != expected_type:
         raise Unusable(f"expected a {expected_type}, got {obj.get('type')!r}")
@@ -444,6 +510,8 @@ def object_tlp(obj: dict[str, Any]) -> TLP:
     refs = obj.get("object_marking_refs") or []
     if not isinstance(refs, list):
         raise Unusable("object_marking_refs is not a list")
+    if len(refs) == 1 and isinstance(refs[0], str):  # the common case: one marking
+        return MARKING_TLP.get(refs[0], TLP.AMBER)
     levels = [MARKING_TLP[r] for r in refs if isinstance(r, str) and r in MARKING_TLP]
     if not levels:
         return TLP.AMBER
@@ -460,12 +528,13 @@ def read_indicator(obj: dict[str, Any], *, from_forewarn_node: bool = False) -> 
     are already canonical, so a phone number in E.164 shape skips the full (slow) re-parse.
     """
     oid = check_id(obj, "indicator")
-    spec = obj.get("spec_version", SPEC)
+    get = obj.get
+    spec = get("spec_version", SPEC)
     if spec != SPEC:
         raise Unusable(f"spec_version {spec!r} is not supported (STIX 2.1 only)")
     try:
-        created = parse_ts(obj.get("created"))
-        modified = parse_ts(obj.get("modified"))
+        created = parse_ts(get("created"))
+        modified = parse_ts(get("modified"))
         valid_from = parse_ts(obj["valid_from"]) if "valid_from" in obj else None
         valid_until = parse_ts(obj["valid_until"]) if "valid_until" in obj else None
     except ValueError as exc:
@@ -476,49 +545,54 @@ def read_indicator(obj: dict[str, Any], *, from_forewarn_node: bool = False) -> 
         raise Unusable("an indicator needs valid_from")
     if valid_until is not None and valid_until <= valid_from:
         raise Unusable("valid_until is not after valid_from")
-    confidence = obj.get("confidence", 50)
+    confidence = get("confidence", 50)
     if isinstance(confidence, bool) or not isinstance(confidence, int) or not 0 <= confidence <= 100:
         raise Unusable(f"confidence {confidence!r} is not an integer 0–100")
-    revoked = obj.get("revoked", False)
+    revoked = get("revoked", False)
     if not isinstance(revoked, bool):
         raise Unusable("revoked is not a boolean")
-    pattern, pattern_type = obj.get("pattern"), obj.get("pattern_type")
+    pattern, pattern_type = get("pattern"), get("pattern_type")
     if not isinstance(pattern, str) or not pattern or not isinstance(pattern_type, str):
         raise Unusable("an indicator needs a pattern and a pattern_type")
-    ext = (obj.get("extensions") or {}).get(PROPERTY_EXTENSION) if isinstance(obj.get("extensions"), dict) else None
-    ext = ext if isinstance(ext, dict) else {}
-    scam = ext.get("scam_type")
-    retention = ext.get("retention_days")
-    onward = ext.get("onward_sharing", False)
-    common: dict[str, Any] = dict(stix_id=oid, modified=modified, confidence=confidence, tlp=object_tlp(obj),
-                  scam_type=scam[:80] if isinstance(scam, str) else None, valid_from=valid_from,
-                  valid_until=valid_until, revoked=revoked, onward_sharing=onward is True,
-                  retention_days=retention if isinstance(retention, int) and not isinstance(retention, bool)
-                  and retention > 0 else None)
+    extensions = get("extensions")
+    ext = extensions.get(PROPERTY_EXTENSION) if isinstance(extensions, dict) else None
+    if not isinstance(ext, dict):
+        ext = {}
+    scam, retention = ext.get("scam_type"), ext.get("retention_days")
+    kind, value, hashed, note = _read_pattern(pattern, pattern_type, from_forewarn_node)
+    return Incoming(oid, modified, kind, value, hashed, confidence, object_tlp(obj),
+                    scam[:80] if isinstance(scam, str) else None, valid_from, valid_until, revoked,
+                    ext.get("onward_sharing", False) is True,
+                    retention if isinstance(retention, int) and not isinstance(retention, bool) and retention > 0
+                    else None, note)
+
+
+def _read_pattern(pattern: str, pattern_type: str, from_forewarn_node: bool,
+                  ) -> tuple[IndicatorType | None, str | None, str | None, str | None]:
+    """(type, canonical value, keyed hash, note) of an indicator's pattern; :class:`Unusable` if bad."""
     if pattern_type != "stix":
-        return Incoming(type=None, value=None, keyed_hash=None,
-                        pattern_note=f"pattern_type {pattern_type[:40]!r} is kept but not acted on", **common)
+        return None, None, None, f"pattern_type {pattern_type[:40]!r} is kept but not acted on"
     simple = parse_simple_pattern(pattern)
     if simple is None or simple[0] not in BY_SCO:
         _check_stix_pattern(pattern)
-        return Incoming(type=None, value=None, keyed_hash=None,
-                        pattern_note="pattern is valid STIX but not one equality on a Forewarn observable",
-                        **common)
+        return None, None, None, "pattern is valid STIX but not one equality on a Forewarn observable"
     sco_type, prop, literal = simple
     obs = BY_SCO[sco_type]
     if prop == KEYED_HASH_PROP:
-        if not re.fullmatch(r"[0-9a-f]{64}", literal):
+        if not _KEYED_HASH_RE.fullmatch(literal):
             raise Unusable("keyed_hash is not 64 hex digits")
-        return Incoming(type=obs.indicator_type, value=None, keyed_hash=literal, **common)
+        return obs.indicator_type, None, literal, None
     if prop != obs.prop:
         raise Unusable(f"{sco_type} has no property {prop!r}")
     if from_forewarn_node and obs.indicator_type is IndicatorType.PHONE and _E164_RE.match(literal):
-        return Incoming(type=obs.indicator_type, value=literal, keyed_hash=None, **common)
+        return obs.indicator_type, literal, None, None
     try:
-        value = normalise_indicator(obs.indicator_type, literal)
+        return obs.indicator_type, normalise_indicator(obs.indicator_type, literal), None, None
     except InvalidIndicator as exc:
         raise Unusable(f"pattern value: {exc}") from None
-    return Incoming(type=obs.indicator_type, value=value, keyed_hash=None, **common)
+
+
+_KEYED_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_stix_pattern(pattern: str) -> None:

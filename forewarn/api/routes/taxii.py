@@ -8,17 +8,18 @@ nonce), and pushed objects must carry the partner's signature to skip the approv
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from forewarn.api.auth import Principal, Role, require_roles
 from forewarn.federation import inbox, outbox, psi, stix
+from forewarn.federation.bulk import gc_paused
 from forewarn.federation.node import FederationError, FederationNode, load_node, policy_path
 from forewarn.federation.policy import PolicyError
 from forewarn.federation.signing import H_NONCE, SignatureError, remember, sign_headers, verify_headers
@@ -102,7 +103,7 @@ def collection_id(node: str, kind: str) -> str:
 
 def _signed(node: FederationNode, partner: str | None, request: Request, body: dict[str, Any],
             extra_headers: dict[str, str] | None = None) -> Response:
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = orjson.dumps(body)  # compact UTF-8, as json.dumps(separators=(",", ":"), ensure_ascii=False)
     headers = dict(extra_headers or {})
     if node.key is not None:
         headers.update(sign_headers(node.key, partner or "ANY", raw, "taxii:" + request.url.path,
@@ -189,8 +190,12 @@ def _readable_page(request: Request, principal: Principal, api_root: str, collec
         raise TaxiiFailure(_error(403, "Not readable", "this collection only accepts pushes"))
     after, after_seq = _page_args(added_after, next_)
     hash_key = node.credentials.hash_key(partner) if partner else None
-    with node.store.begin() as conn:
-        outbox.refresh(conn, node.name)
+    if next_ is None:
+        # A listing's first page publishes what changed since the last one; its later pages (``next``)
+        # page through that same snapshot rather than re-scanning every indicator per page. What changes
+        # meanwhile gets a later date_added and comes with the next listing (``added_after``).
+        with node.store.begin() as conn:
+            outbox.refresh(conn, node.name)
     with node.store.engine.connect() as conn:
         pg = outbox.page(conn, node.policy, partner, hash_key=hash_key, added_after=after, after_seq=after_seq,
                          limit=limit, match_ids=match_id.split(",") if match_id else None,
@@ -225,7 +230,14 @@ def get_objects(api_root: str, collection: str, request: Request, added_after: s
                 match_id: Annotated[str | None, Query(alias="match[id]")] = None,
                 match_type: Annotated[str | None, Query(alias="match[type]")] = None,
                 principal: Principal = PartnerOrAdmin) -> Response:
-    node, partner, pg = _readable_page(request, principal, api_root, collection, added_after, limit, next,
+    with gc_paused():  # a page is ~100,000 acyclic objects, freed on return (see federation.bulk.gc_paused)
+        return _objects_page(request, principal, api_root, collection, added_after, limit, next, match_id,
+                             match_type)
+
+
+def _objects_page(request: Request, principal: Principal, api_root: str, collection: str, added_after: str | None,
+                  limit: int, next_: str | None, match_id: str | None, match_type: str | None) -> Response:
+    node, partner, pg = _readable_page(request, principal, api_root, collection, added_after, limit, next_,
                                        match_id, match_type)
     return _signed(node, partner, request, _envelope(pg, pg.objects), _date_headers(pg))
 
@@ -293,7 +305,7 @@ def _add_objects(api_root: str, collection: str, request: Request, principal: Pr
     if "application/taxii+json" not in request.headers.get("content-type", ""):
         return _error(415, "Unsupported Media Type", f"send {TAXII}")
     try:
-        envelope = json.loads(raw)
+        envelope = orjson.loads(raw)
     except ValueError:
         return _error(400, "Bad JSON", "the body is not JSON")
     signed = False
