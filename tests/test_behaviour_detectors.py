@@ -102,7 +102,12 @@ def _row(**values: float) -> pd.DataFrame:
     ("behaviour.mass_dialling", dict(distinct_callees=1, sms_out=25, sms_in=20, sms_nunique=10, sim_age_days=3), None),
     ("behaviour.roaming", dict(roaming_home_share=0.1, distinct_callees=50, first_time_callee_share=0.9), None),
     ("behaviour.spoofed_cli", dict(spoofed_cli_calls=12, distinct_callees=12),
-     {"behaviour.spoofed_cli.domestic_cli_international_trunk", "behaviour.spoofed_cli.repeated"}),
+     {"behaviour.spoofed_cli.home_number_over_international_trunk", "behaviour.spoofed_cli.repeated",
+      "behaviour.spoofed_cli.many_callees"}),
+    ("behaviour.spoofed_cli", dict(spoofed_cli_calls=1, calls_out=1, distinct_callees=1),
+     {"behaviour.spoofed_cli.home_number_over_international_trunk", "behaviour.spoofed_cli.never_at_home"}),
+    # a travelling subscriber: some calls home arrive over an international route, others as roaming
+    ("behaviour.spoofed_cli", dict(spoofed_cli_calls=2, calls_out=5, roaming_share=0.6, distinct_callees=3), None),
     ("behaviour.spoofed_cli", dict(spoofed_cli_calls=0, distinct_callees=50), None),
 ])
 def test_rule_cases(name: str, values: dict[str, float], expected: set[str] | None) -> None:
@@ -181,3 +186,58 @@ def test_first_flagged_equals_window_by_window() -> None:
     assert list(fast.detector) == list(direct.detector)
     assert list(fast.reasons) == list(direct.reasons)
     np.testing.assert_allclose(fast.score.to_numpy(float), direct.score.to_numpy(float))
+
+
+class TestSpoofedCli:
+    """A home number over an international trunk is flagged on its first call, at alert strength,
+    and scored higher the more it is used; roaming and known arrangements stand it down."""
+
+    @staticmethod
+    def _scores(det: SpoofedCli, rows: list[dict[str, float]]) -> list[float]:
+        frame = pd.concat([_row(**r).assign(number=f"+6681111{i:04d}") for i, r in enumerate(rows)],
+                          ignore_index=True)
+        return [float(v) for v in det.score_many(frame)["score"]]
+
+    def test_one_call_reaches_an_alert_and_more_use_scores_higher(self) -> None:
+        from forewarn.behaviour.detect import ALERT_THRESHOLD
+
+        one, two, three, many = self._scores(SpoofedCli(), [
+            dict(spoofed_cli_calls=1, calls_out=1, distinct_callees=1),
+            dict(spoofed_cli_calls=2, calls_out=2, distinct_callees=2),
+            dict(spoofed_cli_calls=3, calls_out=3, distinct_callees=3),
+            dict(spoofed_cli_calls=12, calls_out=12, distinct_callees=12)])
+        assert ALERT_THRESHOLD <= one < two < three < many <= 1.0
+
+    def test_genuine_and_excused_numbers_are_not_flagged(self) -> None:
+        det = SpoofedCli(roaming_numbers=["+66811110001"], arranged_numbers=["+66811110002"])
+        scores = self._scores(det, [
+            dict(spoofed_cli_calls=0, calls_out=30, intl_share=1.0, distinct_callees=30),  # a foreign number
+            dict(spoofed_cli_calls=4, calls_out=4, distinct_callees=4),  # known roaming record
+            dict(spoofed_cli_calls=4, calls_out=4, distinct_callees=4),  # known carrier arrangement
+            dict(spoofed_cli_calls=4, calls_out=6, roaming_share=0.3, distinct_callees=4),  # roaming now
+            dict(spoofed_cli_calls=4, calls_out=4, distinct_callees=4)])  # none of these: spoofed
+        assert scores[:4] == [0.0, 0.0, 0.0, 0.0] and scores[4] >= 0.8
+
+    def test_rejects_a_first_call_score_outside_0_1(self) -> None:
+        with pytest.raises(ValueError, match="first_call_score"):
+            SpoofedCli(first_call_score=1.5)
+
+    def test_first_flagged_at_the_first_step_with_one_call(self) -> None:
+        start = datetime(2025, 3, 3, 8, tzinfo=UTC)
+        calls = [{"caller": "+66810000001", "callee": "+66810000002", "start": start + timedelta(minutes=m),
+                  "duration_s": 60.0, "ingress": "domestic", "caller_country": "TH", "callee_country": "TH"}
+                 for m in range(0, 180, 7)]
+        spoof_at = start + timedelta(minutes=50)
+        calls.append({"caller": "+66899999999", "callee": "+66810000003", "start": spoof_at, "duration_s": 30.0,
+                      "ingress": "international", "caller_country": "TH", "callee_country": "TH"})
+        # a roaming subscriber calling home, and a foreign number calling in: neither is spoofing
+        calls.append({"caller": "+66820000000", "callee": "+66810000004", "start": spoof_at, "duration_s": 30.0,
+                      "ingress": "roaming", "caller_country": "TH", "callee_country": "TH"})
+        calls.append({"caller": "+8613800000000", "callee": "+66810000005", "start": spoof_at, "duration_s": 30.0,
+                      "ingress": "international", "caller_country": "CN", "callee_country": "TH"})
+        first = first_flagged(pd.DataFrame(calls), detectors=[SpoofedCli()])
+        assert list(first["number"]) == ["+66899999999"]
+        row = first.iloc[0]
+        # windows end at first call + k * 15 min: the first end after the call is start + 60 min
+        assert row["first_flagged_at"] == pd.Timestamp(start + timedelta(minutes=60))
+        assert row["score"] >= 0.8 and "behaviour.spoofed_cli.home_number_over_international_trunk" in row["reasons"]

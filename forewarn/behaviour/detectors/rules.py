@@ -4,6 +4,7 @@ each detector; every signal lists the reason codes of the conditions that held."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 import numpy as np
@@ -189,6 +190,17 @@ class RoamingFraud(Detector):
 class SpoofedCli(Detector):
     """A home-country caller ID on calls arriving over an international trunk.
 
+    A home-country mobile or fixed number can only legitimately reach the network over an
+    international trunk when its subscriber is roaming (or under a known carrier arrangement), so
+    one such call is already strong evidence: regulators (China, Singapore, India, the US under
+    STIR/SHAKEN) block or label these calls outright. The detector therefore flags on the first
+    call, at alert strength, and scores repeated use and many callees higher. It stands down when
+    the number also made roaming calls in the window (a travelling subscriber whose calls home
+    partly arrive over international routes), or when the number is in ``roaming_numbers`` (a
+    known roaming record) or ``arranged_numbers`` (a known legitimate carrier arrangement, e.g. a
+    company's offshore call centre presenting its home number). A genuinely foreign number never
+    counts: the feature only counts calls whose caller and callee country are the same.
+
     The subject is the *presented* number, which may belong to an innocent subscriber whose number
     was spoofed: the signal says the number is being abused, not who abuses it.
     """
@@ -196,19 +208,47 @@ class SpoofedCli(Detector):
     name: ClassVar[str] = "behaviour.spoofed_cli"
     scam_type: ClassVar[str | None] = "spoofed_caller_id"
     reasons: ClassVar[dict[str, str]] = {
-        "behaviour.spoofed_cli.domestic_cli_international_trunk": "domestic caller ID presented on calls from an international trunk",
-        "behaviour.spoofed_cli.repeated": "3 or more such calls",
-        "behaviour.spoofed_cli.many_callees": "10 or more distinct callees",
+        "behaviour.spoofed_cli.home_number_over_international_trunk":
+            "home-country caller ID presented on a call that arrived over an international trunk, not roaming",
+        "behaviour.spoofed_cli.repeated": "3 or more such calls in the window",
+        "behaviour.spoofed_cli.many_callees": "such calls reached 3 or more distinct callees",
+        "behaviour.spoofed_cli.never_at_home": "every outgoing call of the number arrived over an international trunk",
     }
-    evidence_features: ClassVar[tuple[str, ...]] = ("spoofed_cli_calls", "distinct_callees", "calls_out")
+    #: spoofed_cli_calls and distinct_callees are the counts of calls and callees behind the signal
+    evidence_features: ClassVar[tuple[str, ...]] = ("spoofed_cli_calls", "distinct_callees", "calls_out",
+                                                    "roaming_share")
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(self, threshold: float = 0.5, roaming_numbers: Iterable[str] = (),
+                 arranged_numbers: Iterable[str] = (), first_call_score: float = 0.8) -> None:
+        if not 0.0 <= first_call_score <= 1.0:
+            raise ValueError(f"first_call_score must be within [0, 1], got {first_call_score}")
         self.threshold = threshold
+        # Sorted tuples (not sets) keep the detector's pickle and repr deterministic.
+        self.roaming_numbers = tuple(sorted({str(n) for n in roaming_numbers}))
+        self.arranged_numbers = tuple(sorted({str(n) for n in arranged_numbers}))
+        self.first_call_score = first_call_score
+
+    def candidate_mask(self, features: pd.DataFrame) -> np.ndarray:
+        """Only numbers with at least one such call can be flagged (most window rows have none)."""
+        return _col(features, "spoofed_cli_calls", 0) >= 1
 
     def score_many(self, features: pd.DataFrame) -> pd.DataFrame:
         n = _col(features, "spoofed_cli_calls", 0)
-        seen = n >= 1
+        calls_out = _col(features, "calls_out", 0)
+        distinct = _col(features, "distinct_callees", 0)
+        roaming = _col(features, "roaming_share", 0) > 0
+        excused = roaming
+        known = self.roaming_numbers + self.arranged_numbers
+        if known and "number" in features.columns:
+            excused = excused | features["number"].astype(str).isin(known).to_numpy()
+        seen = (n >= 1) & ~excused
         repeated = n >= 3
-        many = _col(features, "distinct_callees", 0) >= 10
-        score = 0.6 + 0.2 * repeated + 0.15 * (n >= 10) + 0.05 * many
-        return _result(seen, score, [(c, m) for c, m in zip(self.reasons, (seen, repeated, many), strict=True)])
+        # distinct_callees counts every callee of the window; for a number never used at home those
+        # are exactly the callees of the spoofed calls.
+        never_home = (n >= 1) & (n >= calls_out)
+        many = np.minimum(distinct, n) >= 3
+        # One call scores at alert strength; each extra sign of a campaign adds to it.
+        score = (self.first_call_score + 0.05 * (n >= 2) + 0.05 * repeated + 0.05 * (n >= 10)
+                 + 0.05 * many)
+        return _result(seen, score, [(c, m) for c, m in zip(self.reasons, (seen, repeated, many, never_home),
+                                                            strict=True)])
