@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forewarn.behaviour.features import (
     FEATURE_COLUMNS,
@@ -191,3 +193,105 @@ def test_numbers_that_are_not_e164_use_string_keys(tiny: pd.DataFrame) -> None:
 
     strings = to_frame(number_features(table_from(con, odd, "call"), int_keys=False).order_by("number"))
     _assert_features_equal(forced, strings, "odd numbers")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.text(alphabet="+-0123456789 _e.\n１", max_size=22),
+    st.integers(min_value=0, max_value=10**19).map(lambda n: f"+{n}"),
+    st.integers(min_value=1, max_value=10**18).map(str),
+), min_size=1, max_size=40))
+def test_integer_keys_are_exact_for_the_numbers_they_accept(numbers: list[str]) -> None:
+    """Every number the key check accepts maps to an integer and back unchanged (so distinct numbers
+    keep distinct keys); canonical E.164 numbers are always accepted."""
+    from forewarn.behaviour.features import _int_key, _key_fails, _number_of_key
+
+    con = connect("duckdb", threads=1)
+    t = table_from(con, pd.DataFrame({"n": numbers}, dtype="object"), "numbers")
+    keyed = t.select(t.n, fails=_key_fails(t.n), key=_int_key(t.n))
+    got = to_frame(keyed.mutate(back=_number_of_key(keyed.key)))
+    accepted = got[~got.fails]
+    assert (accepted.back == accepted.n).all(), accepted[accepted.back != accepted.n]
+    assert accepted.key.nunique() == accepted.n.nunique()
+    e164 = got.n.str.fullmatch(r"\+[1-9][0-9]{0,14}")
+    assert not got.fails[e164].any()
+
+
+def test_connect_bounds_memory_and_spills_to_the_temp_directory(tmp_path) -> None:
+    from forewarn.behaviour.features import _duckdb_bytes, default_memory_limit
+
+    con = connect("duckdb", threads=2, memory_limit="1GB", temp_directory=tmp_path / "spill")
+    settings_ = dict(con.con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
+                                     "('memory_limit', 'temp_directory', 'threads')").fetchall())
+    assert settings_["temp_directory"] == str(tmp_path / "spill") and settings_["threads"] == "2"
+    assert _duckdb_bytes(settings_["memory_limit"]) == pytest.approx(10**9, rel=0.01)
+    assert 256 * 2**20 <= _duckdb_bytes(default_memory_limit().replace("MB", " MiB")) <= 6 * 2**30
+    assert _duckdb_bytes("5.7 GiB") == int(5.7 * 2**30) and _duckdb_bytes("nonsense") is None
+
+
+def test_large_inputs_are_materialised_on_disk_and_cleaned_up(tiny: pd.DataFrame, tmp_path, monkeypatch) -> None:
+    """Above a quarter of the memory limit the call rows go to a scratch database in the temporary
+    directory: same features, and neither tables nor files are left once the features are out."""
+    from forewarn.behaviour import features as features_module
+
+    tr = generate_traffic(150, 6, seed=13, ops_per_type=1)
+    end = tr.calls.start.max().to_pydatetime()
+    kwargs = dict(start=end - timedelta(hours=3), end=end, flagged=list(tr.truth.number[:2]))
+    in_memory = compute_features(tr.calls, tr.messages, tr.subscribers, **kwargs)
+    attached: list[str] = []
+    real = features_module._scratch_database
+
+    def spy(backend):  # type: ignore[no-untyped-def]
+        name = real(backend)
+        attached.append(name)
+        return name
+
+    monkeypatch.setattr(features_module, "_ROW_BYTES", 10**9)  # every input counts as large
+    monkeypatch.setattr(features_module, "_scratch_database", spy)
+    spill = tmp_path / "spill"
+    con = connect("duckdb", temp_directory=spill)
+    on_disk = compute_features(tr.calls, tr.messages, tr.subscribers, con=con, **kwargs)
+    assert attached, "the scratch database was not used"
+    _assert_features_equal(on_disk, in_memory, "scratch database")
+    out = tmp_path / "features.parquet"
+    assert write_features(tr.calls, out, tr.messages, tr.subscribers, con=con) == len(
+        compute_features(tr.calls, tr.messages, tr.subscribers))
+    assert con.con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0] == 0
+    assert not list(spill.glob("*.duckdb*"))
+    # Odd numbers: the integer-keyed tables are dropped before the string-keyed ones are built.
+    odd = tiny.assign(caller=tiny.caller.where(tiny.caller != C, "0" + C[3:]))
+    _assert_features_equal(compute_features(odd, con=con), compute_features(odd), "odd numbers on disk")
+    assert con.con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0] == 0
+
+
+def test_buckets_of_numbers_give_the_same_features(tmp_path, monkeypatch) -> None:
+    """Inputs too big for one query are computed bucket of numbers by bucket: same features (the SIMs
+    per device and the first calls still count every number), one output file, no parts left."""
+    from forewarn.behaviour import features as features_module
+
+    tr = generate_traffic(150, 6, seed=17, ops_per_type=1)
+    end = tr.calls.start.max().to_pydatetime()
+    odd = tr.calls.assign(caller=tr.calls.caller.where(tr.calls.index % 40 != 0, "0" + tr.calls.caller.str[3:]))
+    cases = [(tr.calls, {}), (tr.calls, dict(start=end - timedelta(hours=3), end=end,
+                                             flagged=list(tr.truth.number[:2]))), (odd, {})]
+    whole = [compute_features(calls, tr.messages, tr.subscribers, **kw) for calls, kw in cases]
+    monkeypatch.setattr(features_module, "_bucket_count", lambda con, expected: 4)
+    for (calls, kw), expected in zip(cases, whole, strict=True):
+        for suffix in (".parquet", ".csv"):
+            out = tmp_path / f"features{suffix}"
+            assert write_features(calls, out, tr.messages, tr.subscribers, **kw) == len(expected)
+            got = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out, dtype={"number": str})
+            _assert_features_equal(got.sort_values("number").reset_index(drop=True), expected, f"buckets {kw}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.csv", "features.parquet"]
+
+
+def test_bucket_count_follows_the_memory_limit() -> None:
+    from forewarn.behaviour.features import _CALL_BYTES, _bucket_count
+
+    con = connect("duckdb", memory_limit="1GB")
+    limit = 10**9  # DuckDB keeps it as 953.6 MiB: within 0.01% of it
+    assert _bucket_count(con, (None, None)) == 1 and _bucket_count(con, (1000, 2000)) == 1
+    assert _bucket_count(con, (10**8, None)) == pytest.approx(10**8 * _CALL_BYTES / limit, abs=1.01)
+    # Each message (two SMS legs) counts as much as a call.
+    assert _bucket_count(con, (10**8, 2 * 10**8)) == pytest.approx(2 * 10**8 * _CALL_BYTES / limit, abs=1.01)
+    assert _bucket_count(con, (10**8, None)) > _bucket_count(con, (10**7, None)) > 1

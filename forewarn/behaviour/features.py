@@ -20,32 +20,53 @@ Feature families (full list with meanings in :data:`FEATURE_DOCS`):
 
 The same window features are kept live per event by :mod:`forewarn.behaviour.live`.
 
-How it is computed (profiled on DuckDB; the same plan runs on Spark):
+How it is computed (profiled on DuckDB with EXPLAIN ANALYZE and CPU time; the same plan runs on Spark):
 
-* the legs are built once (one union of the calls with themselves, every per-leg flag computed
-  there) and materialised: a temporary table in DuckDB, a cached DataFrame in Spark. Every
-  aggregate reads that table instead of re-reading and re-unioning the input.
+* the input is read once (Parquet directly, only the columns used) into one row per *call* with
+  both numbers as keys and every per-call flag: a table in DuckDB, a cached DataFrame in Spark. The
+  callee's leg is the same row read the other way round (a UNION ALL of two projections, built per
+  aggregate so each reads only its columns), so half as many rows are materialised as there are
+  legs. Rows that would fill more than a quarter of DuckDB's memory limit go to a compressed scratch
+  database in the temporary directory instead (about 22 bytes a call); :func:`release_scratch`
+  drops it all when the features are out.
 * numbers are grouped and joined as 64-bit integers (``+66811111111`` -> 66811111111), which is
-  about ten times faster than on strings in DuckDB; a ``bad`` flag computed in the same pass checks
-  that every number maps back exactly, else the legs are rebuilt on the strings themselves.
-* one group-by per family: per number (counters, duration stats), per (number, counterparty)
-  (degree, call-backs, first-time callees, per-counterparty stats), per (number, hour) and
-  (number, day) (mode, its count and distinct count in one aggregate), per (number, cell/IMEI)
-  (distinct cells, cities, IMEIs, SIMs per device). No window functions and no DISTINCT
-  aggregates; the parts are joined on the number.
-* :func:`sliding_features` computes every sliding window in one query: each leg joins the few
+  several times faster than on strings; a ``bad`` flag computed in the same pass checks that every
+  number has an exact key (a regular expression), else the rows are rebuilt on the strings themselves.
+* four group-bys over the legs: per number (counters, duration stats), per (number, counterparty)
+  (per-counterparty stats, call-backs, first-time callees and, without SMS, the call-graph degree,
+  all derived from the one pair table), per (number, hour) and per (number, day) (mode, its count
+  and distinct count in one aggregate); three over the calls alone, since only outgoing legs carry
+  them: per (number, hour bucket), per (number, cell) and per (number, IMEI) (distinct cells,
+  cities, IMEIs, SIMs per device). No window functions and no DISTINCT aggregates; every distinct
+  count and median is exact. The parts are joined on the number.
+* first-time callees need only the calls at or before the window start (when each pair first called).
+* DuckDB runs on every core within a memory limit and may spill to a temporary directory
+  (:func:`connect`), but spilling these hash aggregates is slow and takes tens of GB of disk at
+  100 M calls. So :func:`write_features` cuts inputs bigger than one query can hold (about 1 kB of
+  working memory per call) into buckets of numbers, one query each, streamed to the file unsorted:
+  a number's features come from its own legs alone, except the SIMs per device and the first calls,
+  computed once over everything. 100 M calls (21 M numbers) took 17 buckets, 5.4 GB peak RSS.
+* :func:`sliding_features` computes every sliding window in one query: each call joins the few
   windows that contain it (an equi-join on the window index, checked exactly against the
   window's bounds), so medians, modes and distinct counts stay exact per window.
 
-What Ibis cannot express efficiently: the materialisation is a side effect outside the expression
-(so :func:`number_features` executes a query when ``materialise`` is on), and Ibis has no
-GROUPING SETS, so the hour, day, cell and IMEI families are separate group-bys over the legs
-rather than one pass. Measured on a loaded 2-core machine the whole set runs at a fraction of a
-million calls/s on DuckDB (see ``benchmarks/behaviour.py``): below the 3 M/s target.
+Where the time goes (2 M calls, 437 k numbers, 2 threads on an idle machine: 8 CPU s in all):
+building the call rows 2.1 CPU s (a fifth of it the key check), per-number aggregate 1.5 (a third
+of it the exact median), counterparty pairs and their aggregate 1.7 (half of it the two exact
+medians), hour and day modes 0.7, cells, cities, IMEIs and active hours 1.1, joins and writing the
+file 0.9. Hash aggregations over millions of groups dominate, and the exact medians cannot share
+them. What Ibis cannot express: the materialisation is a side effect outside the expression (so
+:func:`number_features` executes queries when ``materialise`` is on), and Ibis has no GROUPING
+SETS, so the hour and day modes are separate group-bys rather than one pass. That is about
+0.5 M calls/s on two cores, 4x pandas (``benchmarks/behaviour.py``): short of the 3 M/s target.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -228,8 +249,8 @@ def _int_key(number: ir.StringValue) -> ir.Value:
     """A phone number as a 64-bit integer: ``+66811111111`` -> 66811111111, ``0811111111`` -> -811111111.
 
     Grouping and joining on integers is several times faster than on strings in both engines. The
-    mapping is exact only for numbers that survive the round trip through :func:`_number_of_key`;
-    :func:`_int_keys_exact` checks that before it is used.
+    mapping is exact (:func:`_number_of_key` gives the number back) for the numbers
+    :func:`_key_fails` accepts; :func:`_int_keys_exact` checks that before it is used.
     """
     return ibis.ifelse(number.startswith("+"), number.substr(1).try_cast("int64"), -(number.try_cast("int64")))
 
@@ -238,8 +259,16 @@ def _number_of_key(key: ir.IntegerValue) -> ir.StringValue:
     return ibis.ifelse(key >= 0, ibis.literal("+").concat(key.cast("string")), (-key).cast("string"))
 
 
+# Numbers whose integer key gives them back exactly: an optional '+', then up to 18 digits without a
+# leading zero (so no sign, space, separator or leading zero is lost, and the value fits in 64 bits).
+# \A and \z anchor at the very ends in both RE2 (DuckDB) and Java (Spark); Java's $ would also match
+# before a final newline, which Spark's cast then trims.
+_EXACT_KEY = r"\A\+?[1-9][0-9]{0,17}\z"
+
+
 def _key_fails(number: ir.StringValue) -> ir.BooleanValue:
-    return number.notnull() & (_number_of_key(_int_key(number)) != number).fill_null(True)
+    """A number that has no exact integer key (a regular-expression test: cheaper than the round trip)."""
+    return number.notnull() & ~number.re_search(_EXACT_KEY).fill_null(False)
 
 
 def _int_keys_exact(*columns: tuple[ir.Table, str]) -> bool:
@@ -258,40 +287,76 @@ def _keyed(table: ir.Table, name: str, key: KeyFn) -> ir.Table:
     return table.filter(~_key_fails(table[name])).mutate(**{name: key(table[name])})
 
 
-def _legs(calls: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
-    """Each call seen from both ends, with the per-leg flags the aggregates sum (computed once).
-    With ``check``, column ``bad`` marks legs whose number has no exact integer key."""
+def _call_rows(calls: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
+    """One row per call: both ends (``number`` the caller, ``other`` the callee, as keys) and every
+    per-call flag the aggregates sum, computed once. A call is the caller's leg; the callee's leg is
+    the same row read the other way round (:func:`_legs_of`), so only calls are materialised.
+    With ``check``, column ``bad`` marks calls whose numbers have no exact integer key."""
     local = calls.start + offset
-    common = dict(start=calls.start, dur=calls.duration_s, ring=calls.ring_s, hour=local.hour(), day=local.day(),
-                  ingress=calls.ingress)
-    out = calls.select(number=key(calls.caller), other=key(calls.callee),
-                       calltype=ibis.ifelse(calls.direction == "forwarded", 3, 1), **common,
-                       imei=calls.imei, cell=calls.cell_id, own_country=calls.caller_country,
-                       other_country=calls.callee_country,
-                       **({"bad": _flag(_key_fails(calls.caller))} if check else {}))
-    inc = calls.select(number=key(calls.callee), other=key(calls.caller), calltype=ibis.literal(2), **common,
-                       imei=ibis.null("string"), cell=ibis.null("string"), own_country=calls.callee_country,
-                       other_country=calls.caller_country,
-                       **({"bad": _flag(_key_fails(calls.callee))} if check else {}))
-    legs = out.union(inc)
-    is_out = legs.calltype != 2
-    same = legs.own_country == legs.other_country
-    unans = legs.dur == 0
-    return legs.select(
-        "number", "other", "calltype", "start", "dur", "hour", "day", "imei", "cell",
-        bucket=legs.start.truncate("h"),
-        is_out=_flag(is_out), is_ct1=_flag(legs.calltype == 1), is_fwd=_flag(legs.calltype == 3),
-        f_short=_flag(is_out & (legs.dur < SHORT_CALL_S)),
-        f_unans=_flag(is_out & unans),
-        f_one_ring=_flag(is_out & unans & (legs.ring <= ONE_RING_S)),
-        f_night=_flag(is_out & (legs.hour >= NIGHT_HOURS[0]) & (legs.hour < NIGHT_HOURS[1])),
-        f_intl=_flag(is_out & (legs.own_country != legs.other_country)),
-        f_intl_in=_flag(~is_out & (legs.ingress == "international")),
-        f_roaming=_flag(is_out & (legs.ingress == "roaming")),
-        f_roaming_home=_flag(is_out & (legs.ingress == "roaming") & same),
-        f_spoofed=_flag(is_out & (legs.ingress == "international") & same),
-        **({"bad": legs.bad} if check else {}),
+    # Keys and local hour computed once, below the flags that use them.
+    calls = calls.mutate(_number=key(calls.caller), _other=key(calls.callee), _hour=local.hour(), _day=local.day())
+    hour, dur, ingress = calls._hour, calls.duration_s, calls.ingress
+    same = calls.caller_country == calls.callee_country
+    unans = dur == 0
+    cols: dict[str, ir.Value] = dict(
+        number=calls._number, other=calls._other,
+        is_ct1=ibis.ifelse((calls.direction == "forwarded").fill_null(False), 0, 1).cast("int8"),
+        start=calls.start, dur=dur, hour=hour.cast("int8"), day=calls._day.cast("int8"),
+        imei=calls.imei, cell=calls.cell_id,
+        f_short=_flag(dur < SHORT_CALL_S),
+        f_unans=_flag(unans),
+        f_one_ring=_flag(unans & (calls.ring_s <= ONE_RING_S)),
+        f_night=_flag((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])),
+        f_intl=_flag(calls.caller_country != calls.callee_country),
+        f_roaming=_flag(ingress == "roaming"),
+        f_roaming_home=_flag((ingress == "roaming") & same),
+        f_spoofed=_flag((ingress == "international") & same),
+        f_intl_in=_flag(ingress == "international"),  # on the callee's leg
     )
+    if check:
+        cols["bad"] = _flag(_key_fails(calls.caller) | _key_fails(calls.callee))
+    return calls.select(**cols)
+
+
+_OUT_FLAGS = ("is_ct1", "f_short", "f_unans", "f_one_ring", "f_night", "f_intl", "f_roaming", "f_roaming_home",
+              "f_spoofed")
+
+
+Bucket = tuple[int, int]  # (i, k): the numbers whose key falls in bucket i of k
+
+
+def _bucketed(table: ir.Table, column: str, bucket: Bucket | None) -> ir.Table:
+    """The rows of ``table`` whose ``column`` (a number key) falls in ``bucket`` (all when None)."""
+    if bucket is None:
+        return table
+    i, k = bucket
+    value = table[column]
+    code = value if value.type().is_integer() else value.hash()
+    return table.filter((code % k + k) % k == i)
+
+
+def _legs_of(rows: ir.Table, keys: list[str], columns: Sequence[str], bucket: Bucket | None = None) -> ir.Table:
+    """Each call seen from both ends (``is_out`` 1 for the caller's leg, 0 for the callee's), as the
+    Sichuan ``voc`` table holds one row per call per subscriber: a UNION ALL of two projections of
+    the call rows, so each aggregate reads only the columns it uses. ``columns`` are the per-leg
+    columns wanted besides the keys; out-only flags are 0 on the callee's leg, ``f_intl_in`` 0 on
+    the caller's. With ``bucket``, only the legs of the numbers in that bucket."""
+    extra = keys[1:]
+
+    def side(table: ir.Table, caller: bool) -> ir.Table:
+        zeroed = {"f_intl_in"} if caller else set(_OUT_FLAGS)
+        values: dict[str, ir.Value] = {}
+        for c in columns:
+            if c == "is_out":
+                values[c] = ibis.literal(1 if caller else 0, type="int8")
+            elif c in zeroed:  # 0 of the column's own type (engines store the flags differently)
+                values[c] = ibis.literal(0, type=table[c].type())
+            else:
+                values[c] = table[c]
+        ends = ("number", "other") if caller else ("other", "number")
+        return table.select(number=table[ends[0]], **{k: table[k] for k in extra}, other=table[ends[1]], **values)
+
+    return side(_bucketed(rows, "number", bucket), True).union(side(_bucketed(rows, "other", bucket), False))
 
 
 def _sms_legs(msgs: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
@@ -305,33 +370,42 @@ def _sms_legs(msgs: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key,
     return out.union(inc)
 
 
-def _keyed_legs(build: Callable[[KeyFn, bool], ir.Table], build_sms: Callable[[KeyFn, bool], ir.Table] | None,
-                materialise: bool, int_keys: bool | None) -> tuple[ir.Table, ir.Table | None, KeyFn]:
-    """Materialised call (and SMS) legs on integer keys when every number maps exactly, else on the
-    numbers themselves. The check rides along the one pass that builds the legs (a ``bad`` flag),
-    so it costs no extra read of the input; only when it fails are the legs built again."""
+def _keyed_rows(build: Callable[[KeyFn, bool], ir.Table], build_sms: Callable[[KeyFn, bool], ir.Table] | None,
+                materialise: bool, int_keys: bool | None,
+                expected_rows: tuple[int | None, int | None] = (None, None)) -> tuple[ir.Table, ir.Table | None, KeyFn]:
+    """Materialised call rows (and SMS legs) on integer keys when every number maps exactly, else on
+    the numbers themselves. The check rides along the one pass that builds the rows (a ``bad``
+    flag), so it costs no extra read of the input; only when it fails are the rows built again.
+    ``expected_rows``: about how many call rows and SMS legs there will be (where to materialise)."""
     if int_keys is False:
-        legs = _materialise(build(_plain_key, False), materialise)
-        return legs, _materialise(build_sms(_plain_key, False), materialise) if build_sms else None, _plain_key
+        rows = _materialise(build(_plain_key, False), materialise, expected_rows[0])
+        sms = _materialise(build_sms(_plain_key, False), materialise, expected_rows[1]) if build_sms else None
+        return rows, sms, _plain_key
     check = int_keys is None and materialise
-    legs = _materialise(build(_int_key, check), materialise)
-    sms = _materialise(build_sms(_int_key, check), materialise) if build_sms else None
+    rows = _materialise(build(_int_key, check), materialise, expected_rows[0])
+    sms = _materialise(build_sms(_int_key, check), materialise, expected_rows[1]) if build_sms else None
     exact = True
     if int_keys is None:
         if check:
-            exact = not any(int(t.aggregate(b=t.bad.max()).execute()["b"].iloc[0] or 0) for t in (legs, sms)
+            exact = not any(int(t.aggregate(b=t.bad.max()).execute()["b"].iloc[0] or 0) for t in (rows, sms)
                             if t is not None)
         else:
-            exact = _int_keys_exact(*[(t, "number") for t in (build(_plain_key, False),
-                                                              build_sms(_plain_key, False) if build_sms else None)
-                                      if t is not None])
+            plain = build(_plain_key, False)
+            columns = [(plain, "number"), (plain, "other")]
+            if build_sms is not None:
+                columns.append((build_sms(_plain_key, False), "number"))
+            exact = _int_keys_exact(*columns)
     if exact:
-        return legs, sms, _int_key
-    return _keyed_legs(build, build_sms, materialise, False)
+        return rows, sms, _int_key
+    if materialise:  # the integer-keyed tables are of no use: free them before building the others
+        cleanups = _scratch_list(rows._find_backend())
+        for _ in (rows, sms) if sms is not None else (rows,):
+            cleanups.pop()()
+    return _keyed_rows(build, build_sms, materialise, False, expected_rows)
 
 
 def _first_calls(calls: ir.Table, key: KeyFn = _plain_key) -> ir.Table:
-    """When each number first called each callee (over all the history given)."""
+    """When each number first called each callee (over the history given)."""
     return calls.group_by(number=key(calls.caller), other=key(calls.callee)).aggregate(first_out=calls.start.min())
 
 
@@ -343,19 +417,50 @@ def _join_all(base: ir.Table, parts: Sequence[ir.Table], keys: list[str]) -> ir.
     return joined
 
 
-def _aggregate_features(legs: ir.Table, sms: ir.Table | None, keys: list[str], *, win_start: ir.Value | None,
-                        ref_time: ir.Value | None, first_calls: ir.Table | None, subscribers: ir.Table | None,
-                        flagged: ir.Table | None, key: KeyFn = _plain_key) -> ir.Table:
-    """Every feature per ``keys`` (``number``, plus ``win`` for sliding windows) from window legs.
+def _device_sims(rows: ir.Table, keys: list[str], device: str) -> ir.Table:
+    """How many SIMs (numbers) make outgoing calls on each ``device`` (an IMEI or a cell), per window."""
+    used = rows.filter(rows[device].notnull()).select(*keys, device).distinct()
+    return used.group_by([*keys[1:], device]).aggregate(sims=ibis._.count())
 
-    ``win_start`` is the window start (a literal, or a column of ``legs`` for sliding windows);
-    first-time callees need it and ``first_calls``. ``ref_time`` is when SIM age is measured.
+
+def _device_table(rows: ir.Table, keys: list[str], device: str, prefix: str, bucket: Bucket | None = None,
+                  device_sims: ir.Table | None = None) -> ir.Table:
+    """Per number, over its outgoing calls with a known ``device`` (an IMEI or a cell): how many
+    devices, how many of them on calltype-1 calls, and the most calling SIMs seen on one of them
+    (counted within the same window, over every number: ``device_sims`` when computed already)."""
+    own = _bucketed(rows, "number", bucket)
+    used = own.filter(own[device].notnull()).group_by([*keys, device]).aggregate(ct1=own.is_ct1.max())
+    if device_sims is None:
+        if bucket is not None:
+            raise ValueError("a bucket of numbers needs the SIM counts of every device")
+        device_sims = used.group_by([*keys[1:], device]).aggregate(sims=ibis._.count())
+    joined = used.join(device_sims, [*keys[1:], device])
+    return joined.group_by(keys).aggregate(**{f"{prefix}_n": ibis._.count(), f"{prefix}_ct1": joined.ct1.sum(),
+                                              f"{prefix}_sim_max": joined.sims.max()})
+
+
+def _aggregate_features(rows: ir.Table, sms: ir.Table | None, keys: list[str], *, win_start: ir.Value | None,
+                        ref_time: ir.Value | None, first_calls: ir.Table | None, subscribers: ir.Table | None,
+                        flagged: ir.Table | None, key: KeyFn = _plain_key, bucket: Bucket | None = None,
+                        device_sims: dict[str, ir.Table] | None = None) -> ir.Table:
+    """Every feature per ``keys`` (``number``, plus ``win`` for sliding windows) from window call rows.
+
+    ``win_start`` is the window start (a literal, or a column of ``rows`` for sliding windows);
+    first-time callees need it and ``first_calls`` (when each pair first called, over the history
+    up to the window start). ``ref_time`` is when SIM age is measured.
+
+    Four group-bys over the legs (per number; per (number, counterparty); per (number, hour); per
+    (number, day)) and three over the calls alone (per (number, hour bucket), per (number, cell),
+    per (number, IMEI)); everything else is derived from their results.
+
+    With ``bucket``, only the numbers in that bucket (every number's features depend on its own
+    legs alone, except the SIMs per device, given over all numbers in ``device_sims``).
     """
     others = [*keys, "other"]
-    group = keys[1:]  # the window key, if any: SIMs per IMEI/cell are counted within one window
+    legs = _legs_of(rows, keys, ["is_out", "dur", *_OUT_FLAGS, "f_intl_in"], bucket)
     agg = legs.group_by(keys).aggregate(
         opposite_count=ibis._.count(),
-        voccalltype1=legs.is_ct1.sum(), n_fwd=legs.is_fwd.sum(), calls_out=legs.is_out.sum(),
+        voccalltype1=legs.is_ct1.sum(), calls_out=legs.is_out.sum(),
         call_dur_mean=legs.dur.mean(), call_dur_median=legs.dur.median(), call_dur_max=legs.dur.max(),
         call_dur_min=legs.dur.min(),
         n_short=legs.f_short.sum(), n_unanswered=legs.f_unans.sum(), n_one_ring=legs.f_one_ring.sum(),
@@ -368,17 +473,27 @@ def _aggregate_features(legs: ir.Table, sms: ir.Table | None, keys: list[str], *
                      + _flag(agg.opposite_count > agg.calls_out))
 
     # One pass over (number, counterparty) pairs serves per-counterparty stats, call-backs, first-time
-    # callees and the call-graph degree.
-    pairs = legs.group_by(others).aggregate(n=ibis._.count(), dur_sum=legs.dur.sum(), out_n=legs.is_out.sum())
+    # callees and, without SMS, the call-graph degree.
+    pair_legs = _legs_of(rows, keys, ["is_out", "dur"], bucket)
+    pairs = pair_legs.group_by(others).aggregate(n=ibis._.count(), dur_sum=pair_legs.dur.sum(),
+                                                 out_n=pair_legs.is_out.sum())
     if win_start is not None and first_calls is not None:
         if "win" in keys:
-            pairs = pairs.join(legs.select("win", "w_start").distinct(), "win")
-        pairs = pairs.left_join(first_calls, ["number", "other"]).drop("number_right", "other_right")
-        first_time = pairs.first_out > (pairs.w_start if "win" in keys else win_start)
+            pairs = pairs.join(rows.select("win", "w_start").distinct(), "win")
+        pairs = pairs.left_join(_bucketed(first_calls, "number", bucket), ["number", "other"]).drop(
+            "number_right", "other_right")
+        # No call to this callee at or before the window start (history is cut at the last window start).
+        first_time = (pairs.first_out > (pairs.w_start if "win" in keys else win_start)).fill_null(True)
     else:
         first_time = ibis.literal(True)
+    flag_set = None
+    if flagged is not None:
+        flag_set = _keyed(flagged.select(other=flagged.number.cast("string")), "other", key)
+        flag_set = flag_set.distinct().mutate(is_flagged=ibis.literal(1, type="int64"))
+        if sms is None:
+            pairs = pairs.left_join(flag_set, "other").drop("other_right")
     has_out = pairs.out_n > 0
-    pair_agg = pairs.group_by(keys).aggregate(
+    pair_aggs: dict[str, ir.Value] = dict(
         opposite_unique=ibis._.count(),
         phone2opposite_mean=pairs.n.mean(), phone2opposite_median=pairs.n.median(), phone2opposite_max=pairs.n.max(),
         phone2oppo_sum_mean=pairs.dur_sum.mean(), phone2oppo_sum_median=pairs.dur_sum.median(),
@@ -387,51 +502,53 @@ def _aggregate_features(legs: ir.Table, sms: ir.Table | None, keys: list[str], *
         n_callback=_flag(has_out & (pairs.n > pairs.out_n)).sum(),
         n_first_time=_flag(has_out & first_time).sum(),
     )
-    parts: list[ir.Table] = [pair_agg, _mode_table(legs, keys, "hour", "voc_hour"),
-                             _mode_table(legs, keys, "day", "voc_day")]
+    if sms is None:  # the call graph is the call pairs
+        pair_aggs["degree"] = ibis._.count()
+        pair_aggs["n_flagged"] = pairs.is_flagged.fill_null(0).sum() if flag_set is not None \
+            else ibis._.count() * 0
+    pair_agg = pairs.group_by(keys).aggregate(**pair_aggs)
+    hour_legs = _legs_of(rows, keys, ["hour"], bucket)
+    day_legs = _legs_of(rows, keys, ["day"], bucket)
+    parts: list[ir.Table] = [pair_agg, _mode_table(hour_legs, keys, "hour", "voc_hour"),
+                             _mode_table(day_legs, keys, "day", "voc_day")]
 
-    # Cells and cities (a city is a cell id without its last '-' segment; the regex runs per distinct cell).
-    cells = legs.filter(legs.cell.notnull()).group_by([*keys, "cell"]).aggregate(
-        ct1=legs.is_ct1.max(), out=legs.is_out.max())
+    # Cells, cities and IMEIs are known on outgoing calls only, so they are counted over the calls.
+    # A city is a cell id without its last '-' segment; the regex runs per (number, cell), not per call.
+    own = _bucketed(rows, "number", bucket)
+    cells = own.filter(own.cell.notnull()).group_by([*keys, "cell"]).aggregate(ct1=own.is_ct1.max())
     cities = cells.mutate(city=cells.cell.re_replace(r"-[^-]*$", "")).group_by([*keys, "city"]).aggregate(
         ct1=ibis._.ct1.max())
-    parts.append(cells.group_by(keys).aggregate(county_name_nunique=ibis._.count(), county_name_call=cells.ct1.sum(),
-                                                cell_count=cells.out.sum()))
     parts.append(cities.group_by(keys).aggregate(city_name_nunique=ibis._.count(), city_name_call=cities.ct1.sum()))
-    imeis = legs.filter(legs.imei.notnull()).group_by([*keys, "imei"]).aggregate(
-        ct1=legs.is_ct1.max(), out=legs.is_out.max())
-    parts.append(imeis.group_by(keys).aggregate(imeis=imeis.ct1.sum(), imei_count=imeis.out.sum()))
-    # SIMs per IMEI and per cell (SIM banks, SIM changes in one device): calling SIMs on each key.
-    for table, device, name in ((imeis, "imei", "imei_sim_max"), (cells, "cell", "cell_sim_max")):
-        used = table.filter(table.out > 0)
-        per_device = used.group_by([*group, device]).aggregate(sims=ibis._.count())
-        joined = used.join(per_device, [*group, device])
-        parts.append(joined.group_by(keys).aggregate(**{name: joined.sims.max()}))
-    hours = legs.filter(legs.is_out > 0).select(*keys, "bucket").distinct()
+    sims = device_sims or {}
+    parts.append(_device_table(rows, keys, "cell", "cell", bucket, sims.get("cell")))
+    parts.append(_device_table(rows, keys, "imei", "imei", bucket, sims.get("imei")))
+    hours = own.select(*keys, hour_start=own.start.truncate("h")).distinct()
     parts.append(hours.group_by(keys).aggregate(active_hours=ibis._.count()))
 
-    numbers = agg.select(*keys)
-    edges = pairs.select(*others)
+    base = agg
     if sms is not None:
+        sms = _bucketed(sms, "number", bucket)
         sms_agg = sms.group_by(keys).aggregate(
             sms_count=ibis._.count(), calltype_2=_flag(sms.calltype == 2).sum(), sms_out=_flag(sms.calltype == 1).sum())
         sms_pairs = sms.select(*others).distinct()
         parts += [sms_agg, sms_pairs.group_by(keys).aggregate(sms_nunique=ibis._.count()),
                   _mode_table(sms, keys, "hour", "hour"), _mode_table(sms, keys, "day", "day")]
-        numbers = numbers.union(sms_agg.select(*keys), distinct=True)
-        edges = edges.union(sms_pairs, distinct=True)
-    if flagged is not None:
-        flag_set = _keyed(flagged.select(other=flagged.number.cast("string")), "other", key)
-        flag_set = flag_set.distinct().mutate(is_flagged=ibis.literal(1))
-        edges = edges.left_join(flag_set, "other").select(*others, "is_flagged")
-        parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(),
-                                                    n_flagged=ibis._.is_flagged.fill_null(0).sum()))
-    else:
-        parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(), n_flagged=ibis._.count() * 0))
+        base = agg.select(*keys).union(sms_agg.select(*keys), distinct=True)
+        parts.insert(0, agg)
+        edges = pairs.select(*others).union(sms_pairs, distinct=True)
+        if flag_set is not None:
+            edges = edges.left_join(flag_set, "other").select(*others, "is_flagged")
+            parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(),
+                                                        n_flagged=ibis._.is_flagged.fill_null(0).sum()))
+        else:
+            parts.append(edges.group_by(keys).aggregate(degree=ibis._.count(),
+                                                        n_flagged=ibis._.count() * 0))
 
-    j = _join_all(numbers, [agg, *parts], keys)
+    j = _join_all(base, parts, keys)
+    j = j.mutate(county_name_nunique=j.cell_n, county_name_call=j.cell_ct1, cell_count=j.cell_n,
+                 imeis=j.imei_ct1, imei_count=j.imei_n)
     if "win" in keys:
-        bounds = legs.select("win", "w_end")
+        bounds = rows.select("win", "w_end")
         if sms is not None:
             bounds = bounds.union(sms.select("win", "w_end"))
         j = j.join(bounds.distinct(), "win")
@@ -524,19 +641,125 @@ def _final_columns(j: ir.Table, keys: list[str], sim_age: ir.Value, decode: bool
     return j.select(**{k: out[k] for k in [*lead, *FEATURE_COLUMNS]})
 
 
-def _materialise(table: ir.Table, materialise: bool) -> ir.Table:
-    # The legs are read by a dozen aggregates: computing them once (a temp table in DuckDB, a cached
-    # DataFrame in Spark) instead of re-scanning and re-unioning the input each time is most of the speed.
+# A materialised call row takes about this many bytes of DuckDB memory (93 measured on the benchmark
+# traffic). When the rows would fill more than a quarter of the memory limit they go to a compressed
+# scratch database in the temporary directory instead (about 22 bytes a row on disk, read back through
+# DuckDB's buffer manager), so 100 M records need no 10 GB of memory; below that the in-memory table is
+# cheaper (compressing costs about as much as building the rows).
+_ROW_BYTES = 100
+_SIZE_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _duckdb_bytes(text: str) -> int | None:
+    number, _, unit = text.strip().partition(" ")
+    try:
+        return int(float(number) * _SIZE_UNITS[unit.strip() or "bytes"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _scratch_list(backend: Any) -> list[Callable[[], None]]:
+    """Clean-ups of what this module materialised on ``backend`` (see :func:`release_scratch`)."""
+    return backend.__dict__.setdefault("_forewarn_scratch", [])  # type: ignore[no-any-return]
+
+
+def _scratch_database(backend: Any) -> str:
+    """A scratch database file in DuckDB's temporary directory, attached once per connection and
+    deleted when the connection is released or garbage-collected."""
+    name = backend.__dict__.get("_forewarn_scratch_db")
+    if name:
+        return str(name)
+    spill = Path(backend.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] or
+                 tempfile.gettempdir())
+    spill.mkdir(parents=True, exist_ok=True)
+    name = _unique_name("scratch")
+    path = spill / f"{name}-{os.getpid()}.duckdb"
+    backend.con.execute(f"ATTACH '{_sql_path(path)}' AS {name}")
+    backend.__dict__["_forewarn_scratch_db"] = name
+    remove = weakref.finalize(backend, _remove_files, path, path.with_name(path.name + ".wal"))
+    weakref.finalize(backend, _remove_empty_dir, spill)  # made here, so DuckDB would leave it behind
+
+    def detach() -> None:
+        backend.con.execute(f"DETACH DATABASE IF EXISTS {name}")
+        backend.__dict__.pop("_forewarn_scratch_db", None)
+        remove()
+
+    _scratch_list(backend).append(detach)
+    return name
+
+
+def _remove_files(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _remove_empty_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # gone already, or DuckDB still keeps spill files there
+        path.rmdir()
+
+
+def release_scratch(con: Any, keep: int = 0) -> None:
+    """Drop the tables (and the scratch database) the feature functions materialised on ``con``,
+    all but the first ``keep``. :func:`compute_features` and :func:`write_features` release what
+    they made when done; callers of :func:`number_features`/:func:`sliding_features` may, once they
+    have executed the expression (else it goes with the connection)."""
+    cleanups = _scratch_list(con)
+    while len(cleanups) > keep:
+        cleanups.pop()()
+
+
+def _materialise(table: ir.Table, materialise: bool, expected_rows: int | None = None) -> ir.Table:
+    # The call rows are read by a dozen aggregates: computing them once (a table in DuckDB, a cached
+    # DataFrame in Spark) instead of re-reading and re-parsing the input each time is most of the speed.
     if not materialise:
         return table
     backend = table._find_backend()
-    if backend.name == "duckdb":
-        # A plain temporary table (dropped with the connection): Ibis' own cache() finaliser emits SQL
-        # that DuckDB 2 rejects.
-        name = _unique_name("legs")
-        backend.create_table(name, table, temp=True)
-        return backend.table(name)
-    return table.cache()
+    if backend.name != "duckdb":
+        cached = table.cache()
+        _scratch_list(backend).append(cached.release)
+        return cached
+    # Plain tables rather than Ibis' cache(), whose finaliser emits SQL that DuckDB 2 rejects.
+    name = _unique_name("calls")
+    limit = _duckdb_bytes(backend.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    database: str | None = None
+    if expected_rows is not None and limit is not None and expected_rows * _ROW_BYTES > limit // 4:
+        database = f"{_scratch_database(backend)}.main"
+    backend.create_table(name, table, database=database, temp=database is None)
+    qualified = f"{database}.{name}" if database else name
+    # Run last-in first-out by release_scratch: tables go before the scratch database they live in.
+    _scratch_list(backend).append(lambda: backend.con.execute(f"DROP TABLE IF EXISTS {qualified}"))
+    return backend.table(name, database=database)
+
+
+def _row_count(table: ir.Table) -> int | None:
+    """Rows of an input table, asked of DuckDB only (from Parquet metadata or the frame: no scan,
+    except of CSV files), to choose where to materialise."""
+    if table._find_backend().name != "duckdb":
+        return None
+    return int(table.count().execute())
+
+
+# Working memory one DuckDB query needs per call (legs, pairs and every part's hash table; measured:
+# 10 M calls, 2.1 M numbers, ran in a 5.7 GB limit without spilling). Inputs needing more are cut into
+# buckets of numbers computed one after the other, each within the limit (:func:`write_features`).
+_CALL_BYTES = 1000
+
+
+def _bucket_count(con: Any, expected: tuple[int | None, int | None]) -> int:
+    limit = _duckdb_bytes(con.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    calls = (expected[0] or 0) + (expected[1] or 0) // 2
+    if not limit or not calls:
+        return 1
+    return max(1, -(-calls * _CALL_BYTES // limit))
+
+
+def _expected_rows(calls: ir.Table, messages: ir.Table | None, copies: int = 1) -> tuple[int | None, int | None]:
+    """At most how many call rows and SMS legs will be materialised (the records in the time range,
+    ``copies`` times; counting them reads Parquet metadata only when there is no time range)."""
+    n_calls = _row_count(calls)
+    n_msgs = _row_count(messages) if messages is not None else None
+    return (n_calls * copies if n_calls is not None else None, n_msgs * 2 * copies if n_msgs is not None else None)
 
 
 def number_features(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None,
@@ -548,29 +771,42 @@ def number_features(calls: ir.Table, messages: ir.Table | None = None, subscribe
     ``calls``/``messages``/``subscribers`` are Ibis tables of one backend. Window ``(start, end]``;
     ``as_of`` (default ``end``) is when SIM age is measured; ``flagged`` is a one-column table
     ``number`` of numbers already flagged (for ``flagged_neighbour_share``). With ``materialise``
-    the window legs are computed once into a temporary table of the backend. ``int_keys``: group
+    the window's call rows are computed once into a table of the backend. ``int_keys``: group
     on integer keys made from the numbers (``None``: when every number maps exactly, checked first).
     """
+    inputs, _ = _number_inputs(calls, messages, subscribers, start=start, end=end, as_of=as_of, flagged=flagged,
+                               utc_offset_hours=utc_offset_hours, materialise=materialise, int_keys=int_keys)
+    return _aggregate_features(**inputs)
+
+
+def _number_inputs(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None, *,
+                   start: datetime | None = None, end: datetime | None = None, as_of: datetime | None = None,
+                   flagged: ir.Table | None = None, utc_offset_hours: int = 0, materialise: bool = True,
+                   int_keys: bool | None = None) -> tuple[dict[str, Any], tuple[int | None, int | None]]:
+    """The arguments of :func:`_aggregate_features` for one window (materialising the call rows),
+    and about how many call rows and SMS legs there are."""
     calls = _conform(calls, CALL_SCHEMA, CALL_REQUIRED, "call", CALL_DEFAULTS)
     offset = ibis.interval(hours=utc_offset_hours)
-    hist = _time_filter(calls, "start", None, end)
     msgs = None
     if messages is not None:
         msgs = _time_filter(_conform(messages, MESSAGE_SCHEMA, MESSAGE_REQUIRED, "message"), "sent_at", start, end)
     win_calls = _time_filter(calls, "start", start, end)
     sms_src = msgs
-    legs, sms, key = _keyed_legs(
-        lambda k, c: _legs(win_calls, offset, k, c),
-        (lambda k, c: _sms_legs(sms_src, offset, k, c)) if sms_src is not None else None, materialise, int_keys)
+    expected = _expected_rows(win_calls, msgs) if materialise else (None, None)
+    rows, sms, key = _keyed_rows(
+        lambda k, c: _call_rows(win_calls, offset, k, c),
+        (lambda k, c: _sms_legs(sms_src, offset, k, c)) if sms_src is not None else None, materialise, int_keys,
+        expected)
     subs = _conform(subscribers, SUBSCRIBER_SCHEMA, SUBSCRIBER_REQUIRED, "subscriber") if subscribers is not None \
         else None
     when = as_of or end
-    ref: Any = ibis.literal(_naive_utc(when)) if when is not None else hist.start.max().as_scalar()
+    ref: Any = (ibis.literal(_naive_utc(when)) if when is not None
+                else _time_filter(calls, "start", None, end).start.max().as_scalar())
     win_start = ibis.literal(_naive_utc(start)) if start is not None else None
-    first = _first_calls(hist, key) if start is not None else None
-    return _aggregate_features(legs, sms, ["number"], win_start=win_start, ref_time=ref, first_calls=first,
-                               subscribers=subs, flagged=flagged, key=key)
-
+    # Whether a callee is new needs only the calls at or before the window start.
+    first = _first_calls(_time_filter(calls, "start", None, start), key) if start is not None else None
+    return dict(rows=rows, sms=sms, keys=["number"], win_start=win_start, ref_time=ref, first_calls=first,
+                subscribers=subs, flagged=flagged, key=key), expected
 
 
 def sliding_features(calls: ir.Table, messages: ir.Table | None = None, subscribers: ir.Table | None = None, *,
@@ -617,29 +853,50 @@ def sliding_features(calls: ir.Table, messages: ir.Table | None = None, subscrib
         msgs = _time_filter(_conform(messages, MESSAGE_SCHEMA, MESSAGE_REQUIRED, "message"), "sent_at", lo,
                             last_end_n)
     sms_src = msgs
-    legs, sms, key = _keyed_legs(
-        lambda k, c: expand(_legs(recent, offset, k, c)),
+    # Each record lands in up to window / step + 1 windows.
+    expected = _expected_rows(recent, msgs, int(window // step) + 1) if materialise else (None, None)
+    rows, sms, key = _keyed_rows(
+        lambda k, c: expand(_call_rows(recent, offset, k, c)),
         (lambda k, c: expand(_sms_legs(sms_src, offset, k, c))) if sms_src is not None else None, materialise,
-        int_keys)
+        int_keys, expected)
     subs = _conform(subscribers, SUBSCRIBER_SCHEMA, SUBSCRIBER_REQUIRED, "subscriber") if subscribers is not None \
         else None
-    first = _first_calls(_time_filter(calls, "start", None, last_end_n), key)
-    return _aggregate_features(legs, sms, ["number", "win"], win_start=legs.w_start, ref_time=None,
+    # Whether a callee is new in a window needs only the calls at or before the last window start.
+    first = _first_calls(_time_filter(calls, "start", None, last_end_n - window), key)
+    return _aggregate_features(rows, sms, ["number", "win"], win_start=rows.w_start, ref_time=None,
                                first_calls=first, subscribers=subs, flagged=None, key=key)
 
 
 # --- engines -------------------------------------------------------------------------------------
 
-def connect(engine: Engine = "duckdb", *, threads: int | None = None, memory_limit: str = "8GB",
-            spark_session: Any = None) -> Any:
-    """An Ibis backend: DuckDB in-process (UTC, bounded memory, spills to disk) or PySpark."""
+def default_memory_limit() -> str:
+    """DuckDB's memory limit unless told otherwise: 6 GB (so that a whole process working on 100 M
+    records stays under 8 GB), or 60% of physical memory on smaller machines."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return "6GB"
+    return f"{max(256, min(6 * 1024, int(physical * 0.6) >> 20))}MB"
+
+
+def connect(engine: Engine = "duckdb", *, threads: int | None = None, memory_limit: str | None = None,
+            temp_directory: str | Path | None = None, spark_session: Any = None) -> Any:
+    """An Ibis backend: DuckDB in-process, or PySpark.
+
+    DuckDB runs in UTC on ``threads`` threads (default: every core) within ``memory_limit``
+    (default :func:`default_memory_limit`); what does not fit (the materialised call rows, large
+    hash tables) spills to ``temp_directory`` (default: a fresh folder under the system temporary
+    directory, which DuckDB creates only when it spills and removes when the connection closes).
+    """
     if engine == "duckdb":
+        spill = Path(temp_directory) if temp_directory is not None else \
+            Path(tempfile.gettempdir()) / f"forewarn-duckdb-{os.getpid()}-{_unique_name('spill')}"
         con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone='UTC'")
-        con.raw_sql(f"SET memory_limit='{memory_limit}'")
+        con.raw_sql(f"SET memory_limit='{memory_limit or default_memory_limit()}'")
+        con.raw_sql(f"SET temp_directory='{_sql_path(spill)}'")
         con.raw_sql("SET preserve_insertion_order=false")
-        if threads:
-            con.raw_sql(f"SET threads={int(threads)}")
+        con.raw_sql(f"SET threads={int(threads or os.cpu_count() or 1)}")
         return con
     if engine == "spark":
         return ibis.pyspark.connect(spark_session or spark_local_session())
@@ -652,7 +909,6 @@ def spark_local_session(cores: int = 2) -> Any:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise FeatureInputError("the spark engine needs pyspark: pip install 'forewarn[spark]'") from exc
-    import tempfile
 
     session = (SparkSession.builder.master(f"local[{cores}]").appName("forewarn-behaviour")
                .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
@@ -747,14 +1003,17 @@ def compute_features(calls: Any, messages: Any = None, subscribers: Any = None, 
     flagged_t = None
     if flagged is not None:
         flagged_t = table_from(con, pd.DataFrame({"number": sorted(set(flagged)) or []}, dtype="object"), "flagged")
-    expr = number_features(calls_t, msgs_t, subs_t, start=start, end=end, as_of=as_of, flagged=flagged_t,
-                           utc_offset_hours=utc_offset_hours)
+    made = len(_scratch_list(con))
     try:
+        expr = number_features(calls_t, msgs_t, subs_t, start=start, end=end, as_of=as_of, flagged=flagged_t,
+                               utc_offset_hours=utc_offset_hours)
         frame = to_frame(expr.order_by("number"))
     except FeatureInputError:
         raise
     except Exception as exc:
         raise FeatureInputError(f"feature computation failed on {engine}: {exc}") from exc
+    finally:
+        release_scratch(con, made)
     return frame.reset_index(drop=True)
 
 
@@ -762,8 +1021,10 @@ def write_features(calls: Any, output: Path, messages: Any = None, subscribers: 
                    engine: Engine = "duckdb", **kwargs: Any) -> int:
     """Compute features and write them to Parquet (or CSV by suffix); returns the number of rows.
 
-    With DuckDB the result is streamed to the file by the engine itself, so memory stays within
-    the connection's ``memory_limit`` however many records there are.
+    With DuckDB the result is streamed to the file by the engine itself, in no particular row order
+    (sorting 100 M records' features would cost more than computing them), so memory stays within
+    the connection's ``memory_limit`` however many records there are. Other engines write the rows
+    sorted by number, as :func:`compute_features` returns them.
     """
     output = Path(output)
     if output.suffix.lower() not in (".parquet", ".csv"):
@@ -778,16 +1039,41 @@ def write_features(calls: Any, output: Path, messages: Any = None, subscribers: 
         flagged = kwargs.pop("flagged", None)
         flagged_t = (table_from(con, pd.DataFrame({"number": sorted(set(flagged))}, dtype="object"), "flagged")
                      if flagged is not None else None)
-        expr = number_features(calls_t, msgs_t, subs_t, flagged=flagged_t, **kwargs).order_by("number")
+        made = len(_scratch_list(con))
+        fmt = "PARQUET" if output.suffix.lower() == ".parquet" else "CSV, HEADER"
+        parts: list[Path] = []
         try:
-            fmt = "PARQUET" if output.suffix.lower() == ".parquet" else "CSV, HEADER"
-            sql = ibis.to_sql(expr, dialect="duckdb")
-            con.raw_sql(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT {fmt})")
-            reader = "read_parquet" if output.suffix.lower() == ".parquet" else "read_csv"
-            rows = int(con.con.execute(f"SELECT count(*) FROM {reader}('{_sql_path(tmp)}')").fetchall()[0][0])
+            inputs, expected = _number_inputs(calls_t, msgs_t, subs_t, flagged=flagged_t, **kwargs)
+            buckets = _bucket_count(con, expected)
+            if buckets == 1:
+                sql = ibis.to_sql(_aggregate_features(**inputs), dialect="duckdb")
+                rows = int(con.con.execute(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT {fmt})").fetchall()[0][0])
+            else:
+                # Too big for one query within the memory limit: the numbers in buckets, one query each
+                # (every number's features come from its own legs; the SIMs per device, counted over all
+                # numbers, and the first calls are computed once).
+                rows_t = inputs["rows"]
+                inputs["device_sims"] = {device: _materialise(_device_sims(rows_t, ["number"], device), True,
+                                                              expected[0]) for device in ("cell", "imei")}
+                if inputs["first_calls"] is not None:
+                    inputs["first_calls"] = _materialise(inputs["first_calls"], True, expected[0])
+                rows = 0
+                for i in range(buckets):
+                    parts.append(tmp.with_name(f"{tmp.name}.{i}.parquet"))
+                    sql = ibis.to_sql(_aggregate_features(**inputs, bucket=(i, buckets)), dialect="duckdb")
+                    rows += int(con.con.execute(f"COPY ({sql}) TO '{_sql_path(parts[-1])}' (FORMAT PARQUET)")
+                                .fetchall()[0][0])
+                files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
+                con.con.execute(f"COPY (SELECT * FROM read_parquet([{files}])) TO '{_sql_path(tmp)}' (FORMAT {fmt})")
         except Exception as exc:
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, FeatureInputError):
+                raise
             raise FeatureInputError(f"feature computation failed: {exc}") from exc
+        finally:
+            for part in parts:
+                part.unlink(missing_ok=True)
+            release_scratch(con, made)
     else:
         frame = compute_features(calls, messages, subscribers, engine=engine, **kwargs)
         if output.suffix.lower() == ".parquet":
