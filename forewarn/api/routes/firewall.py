@@ -8,7 +8,6 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -16,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -92,19 +92,7 @@ def _parse(model: type[Q], body: bytes) -> Q:
 
 def _answer(decision: Decision) -> Response:
     # the decision's own encoding: no response-model re-validation on the hot path
-    return Response(_encode(decision.as_dict()), media_type="application/json")
-
-
-def _encode_stdlib(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-try:
-    import orjson
-
-    _encode: Callable[[dict[str, Any]], bytes] = orjson.dumps
-except ImportError:  # orjson is optional: the standard library answers the same JSON
-    _encode = _encode_stdlib
+    return Response(orjson.dumps(decision.as_dict()), media_type="application/json")
 
 # The decision routes are ``async`` and do their own body parsing and encoding: the decision is
 # answered from memory on the event loop with no thread hop, and the attempt is counted after
