@@ -96,6 +96,15 @@ class Interventions:
                 "scam_type": tl.scam_type(), "first_contact_at": tl.first_contact_at,
                 "decisive_at": tl.decisive_at, "updated_at": utcnow()}
 
+    def _record_firing(self, conn: Connection, tl: VictimTimeline, at: datetime) -> None:
+        """After tiers fired (or a mark) at ``at``: store the victim's pending timeline rows and risk state."""
+        tl.last_fired_at = at
+        rows = self._timeline_rows(tl.subscriber)
+        if rows:
+            conn.execute(ft.fw_timeline.insert(), rows)
+        self._touched.discard(tl.subscriber)
+        self._save_state(conn, tl, at)
+
     def _save_state(self, conn: Connection, tl: VictimTimeline, at: datetime) -> None:
         row = self._state_row(tl, at)
         if conn.execute(update(ft.fw_risk_state).where(ft.fw_risk_state.c.subscriber == tl.subscriber)
@@ -199,12 +208,7 @@ class Interventions:
                     fired.task_id = self._task(conn, tl, tier, centre, score, reasons, scam_type, suspects, trigger, now)
                 tl.tiers_fired.add(tier.tier)
                 out.append(fired)
-            tl.last_fired_at = at
-            rows = self._timeline_rows(victim)
-            if rows:
-                conn.execute(ft.fw_timeline.insert(), rows)
-            self._touched.discard(victim)
-            self._save_state(conn, tl, at)
+            self._record_firing(conn, tl, at)
             audit.append(conn, ACTOR, "forewarning.intervene", victim, {
                 "tiers": [x.tier for x in tiers], "score": round(score, 4), "reasons": reasons[:8],
                 "centre_id": centre.centre_id, "alert_id": tl.alert_id, "trigger_event_id": trigger_event_id})
@@ -227,12 +231,7 @@ class Interventions:
         victim = tl.subscriber
         with self.store.begin() as conn:
             tl.tiers_fired.update(tier.tier for tier in tiers)
-            tl.last_fired_at = at
-            rows = self._timeline_rows(victim)
-            if rows:
-                conn.execute(ft.fw_timeline.insert(), rows)
-            self._touched.discard(victim)
-            self._save_state(conn, tl, at)
+            self._record_firing(conn, tl, at)
             audit.append(conn, ACTOR, "forewarning.mark", victim, {
                 "tiers": [x.tier for x in tiers], "score": round(score, 4), "reasons": reasons[:8],
                 "suspects": tl.counterparts()[:20], "trigger_event_id": trigger_event_id})
