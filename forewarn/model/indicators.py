@@ -81,9 +81,10 @@ def normalise_url(raw: str) -> str:
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
-    try:
+    try:  # urlsplit checks the port only when asked for it ("0::" splits, then its port raises)
         parts = urlsplit(text)
         host = parts.hostname or ""
+        port_number = parts.port
     except ValueError as exc:
         raise InvalidIndicator("url", raw, str(exc)) from None
     if parts.scheme.lower() not in {"http", "https"}:
@@ -92,7 +93,7 @@ def normalise_url(raw: str) -> str:
         raise InvalidIndicator("url", raw, "no host")
     if not re.fullmatch(r"[0-9.]+", host):
         host = normalise_domain(host)
-    port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
+    port = f":{port_number}" if port_number and port_number not in (80, 443) else ""
     return urlunsplit((parts.scheme.lower(), host + port, parts.path or "/", parts.query, ""))
 
 
