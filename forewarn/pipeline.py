@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
+from forewarn.config import Settings
 from forewarn.model.indicators import TLP, Indicator, IndicatorType, InvalidIndicator
 from forewarn.model.records import Signal, SubjectType
 from forewarn.store import Store, audit
@@ -57,22 +58,34 @@ def _timed(summary: DetectionSummary, stage: str) -> Iterator[None]:
     summary.stage_seconds[stage] = round(time.perf_counter() - started, 2)
 
 
-def behaviour_signals(records: dict[str, list[str]], progress: Callable[[], None] | None = None) -> list[Signal]:
-    """Signals at the time each number was first flagged, from record files sorted by kind."""
+def behaviour_signals(records: dict[str, list[str]], progress: Callable[[], None] | None = None,
+                      settings: Settings | None = None) -> list[Signal]:
+    """Signals at the time each number was first flagged, from record files sorted by kind, plus a
+    second signal at the time a number first flagged weakly was first flagged at alert strength (so
+    stronger later evidence still raises its suspect alert, while the first flag keeps its timing)."""
     from forewarn.behaviour import first_flagged
+    from forewarn.behaviour.detect import default_detectors
+    from forewarn.behaviour.detectors.base import signal_id
 
+    # the node's detector settings (e.g. its operator's roaming and arranged-number exemptions)
     first = first_flagged(records["calls"], records.get("subscribers") or None, records.get("messages") or None,
-                          progress=progress)
+                          progress=progress, detectors=default_detectors(settings))
     signals = []
     for row in first.to_dict("records"):
-        # detector names already carry their capability ("behaviour.wangiri"); policies match on them
-        detector = str(row["detector"])
-        if not detector.startswith("behaviour."):
-            detector = f"behaviour.{detector}"
-        signals.append(Signal(detector=detector, subject_type=SubjectType.PHONE,
-                              subject=str(row["number"]), score=float(row["score"]),
-                              reasons=[r for r in str(row["reasons"]).split(";") if r],
-                              observed_at=pd.Timestamp(row["first_flagged_at"]).to_pydatetime()))
+        flags = [("detector", "score", "reasons", "first_flagged_at")]
+        if pd.notna(row.get("alert_at")):
+            flags.append(("alert_detector", "alert_score", "alert_reasons", "alert_at"))
+        for det_col, score_col, reasons_col, at_col in flags:
+            # detector names already carry their capability ("behaviour.wangiri"); policies match on them
+            detector = str(row[det_col])
+            if not detector.startswith("behaviour."):
+                detector = f"behaviour.{detector}"
+            at = pd.Timestamp(row[at_col]).to_pydatetime()
+            # deterministic ids: a re-run stores nothing twice and raises no second alert
+            signals.append(Signal(signal_id=signal_id(detector, str(row["number"]), at), detector=detector,
+                                  subject_type=SubjectType.PHONE, subject=str(row["number"]),
+                                  score=float(row[score_col]),
+                                  reasons=[r for r in str(row[reasons_col]).split(";") if r], observed_at=at))
     return signals
 
 
@@ -140,7 +153,7 @@ def run_detection(store: Store, records: dict[str, list[str]], *,
         return step
 
     with _timed(summary, "behaviour"):
-        b_signals = behaviour_signals(records, progress=tick("behaviour"))
+        b_signals = behaviour_signals(records, progress=tick("behaviour"), settings=store.settings)
         summary.behaviour_signals = len(b_signals)
     with _timed(summary, "screening"):
         s_signals, s_indicators, summary.screened_messages = screening_signals(

@@ -25,8 +25,12 @@ from forewarn.model.records import Alert, AlertRole, Signal
 ALERT_THRESHOLD = 0.8
 
 
-def default_detectors() -> list[Detector]:
-    return [cls() for cls in registered().values()]
+def default_detectors(settings: Any = None) -> list[Detector]:
+    """Every registered detector with the node's settings (shipped defaults, overridden by
+    ``<data-dir>/behaviour/detectors.yaml``: see :mod:`forewarn.behaviour.detectors.config`)."""
+    from forewarn.behaviour.detectors.config import configured_detectors
+
+    return configured_detectors(settings=settings)
 
 
 def reason_codes() -> dict[str, str]:
@@ -77,14 +81,18 @@ def detect(calls: Any, subscribers: Any = None, messages: Any = None, *, as_of: 
     return run_detectors(features, observed_at=as_of, detectors=detectors)
 
 
-FIRST_FLAGGED_COLUMNS = ["number", "first_flagged_at", "detector", "score", "reasons"]
+FIRST_FLAGGED_COLUMNS = ["number", "first_flagged_at", "detector", "score", "reasons",
+                         "alert_at", "alert_detector", "alert_score", "alert_reasons"]
 
 
 def first_flagged(calls: Any, subscribers: Any = None, messages: Any = None, *, engine: Engine = "duckdb",
                   window: timedelta = timedelta(hours=1), step: timedelta = timedelta(minutes=15),
-                  detectors: Sequence[Detector] | None = None, progress: Any = None) -> pd.DataFrame:
+                  detectors: Sequence[Detector] | None = None, progress: Any = None,
+                  alert_threshold: float = ALERT_THRESHOLD) -> pd.DataFrame:
     """Streaming form: slide a ``window`` forward by ``step`` in time order and record when each
-    number is first flagged (``number, first_flagged_at, detector, score, reasons``).
+    number is first flagged (``number, first_flagged_at, detector, score, reasons``) and, when that
+    first flag scored below ``alert_threshold``, when a later flag first reached it (``alert_*``
+    columns, see :func:`earliest_signals`).
 
     The windows end at ``first call + step``, ``+ 2 step``, ... up to the first end at or after the
     last call. All windows are computed in one query (:func:`sliding_features`: each record joins
@@ -118,12 +126,23 @@ def first_flagged(calls: Any, subscribers: Any = None, messages: Any = None, *, 
     if progress is not None:
         for _ in range(n_windows):
             progress()
-    return earliest_signals(features, detectors if detectors is not None else default_detectors())
+    return earliest_signals(features, detectors if detectors is not None else default_detectors(),
+                            alert_threshold=alert_threshold)
 
 
-def earliest_signals(features: pd.DataFrame, detectors: Sequence[Detector]) -> pd.DataFrame:
+def earliest_signals(features: pd.DataFrame, detectors: Sequence[Detector], *,
+                     alert_threshold: float = ALERT_THRESHOLD) -> pd.DataFrame:
     """From per-(window, number) features (columns ``win``, ``window_end``, ``number``, features):
-    each number's first window flagged, with the detector, score and reasons that flagged it."""
+    one row per number flagged, with its first window flagged and the detector, score and reasons
+    that flagged it.
+
+    The first flag fixes the timing, but it may be weak (a detector's threshold is below the alert
+    threshold) while later windows, or another detector in the same window, score the number at
+    alert strength. Keeping only the first flag would then leave the number without a suspect alert
+    for good, so when the first flag is below ``alert_threshold`` the first flag that reaches it is
+    kept too, in the ``alert_at``, ``alert_detector``, ``alert_score`` and ``alert_reasons`` columns
+    (empty otherwise: the first flag already is the alert's evidence, or none ever reached it).
+    """
     if features.empty:
         return pd.DataFrame(columns=FIRST_FLAGGED_COLUMNS)
     features = features.sort_values(["win", "number"], kind="stable").reset_index(drop=True)
@@ -144,7 +163,16 @@ def earliest_signals(features: pd.DataFrame, detectors: Sequence[Detector]) -> p
     if not hits:
         return pd.DataFrame(columns=FIRST_FLAGGED_COLUMNS)
     found = pd.concat(hits, ignore_index=True).sort_values(["win", "order", "number"], kind="stable")
-    first = found.drop_duplicates("number", keep="first").sort_values(["first_flagged_at", "number"])
+    first = found.drop_duplicates("number", keep="first")
+    # The first alert-strength flag of each number whose first flag was weaker (same order: earliest
+    # window, then registry order). A number whose first flag is already strong needs no second one.
+    weak = set(first.loc[first["score"] < alert_threshold, "number"])
+    strong = found[(found["score"] >= alert_threshold) & found["number"].isin(weak)]
+    strong = strong.drop_duplicates("number", keep="first")[
+        ["number", "first_flagged_at", "detector", "score", "reasons"]].rename(columns={
+            "first_flagged_at": "alert_at", "detector": "alert_detector", "score": "alert_score",
+            "reasons": "alert_reasons"})
+    first = first.merge(strong, on="number", how="left").sort_values(["first_flagged_at", "number"])
     return first[FIRST_FLAGGED_COLUMNS].reset_index(drop=True)
 
 
@@ -180,8 +208,9 @@ def alerts_for(signals: Sequence[Signal], threshold: float = ALERT_THRESHOLD) ->
 
 def store_results(store: Any, signals: Sequence[Signal], *, alert_threshold: float = ALERT_THRESHOLD,
                   actor: str = "behaviour") -> tuple[int, int]:
-    """Write signals (idempotent by id) and raise suspect alerts for the new ones above the threshold,
-    in one transaction with an audit entry. Returns (new signals, alerts raised)."""
+    """Write signals (idempotent by id) and raise suspect alerts for the new ones above the threshold
+    (one per subject, none for a subject whose suspect alert is still open), in one transaction with
+    an audit entry. Returns (new signals, alerts raised)."""
     from sqlalchemy import select
 
     from forewarn.store import audit
@@ -197,6 +226,16 @@ def store_results(store: Any, signals: Sequence[Signal], *, alert_threshold: flo
         fresh = [s for s in signals if s.signal_id not in existing]
         new = insert_signals(conn, fresh) if fresh else 0
         alerts = alerts_for(fresh, alert_threshold)
+        # A subject that already has a live suspect alert gets no second one: new evidence about it
+        # (a later, stronger signal) is stored as signals, not as another alert for analysts.
+        subjects = sorted({a.subject for a in alerts})
+        alerted: set[tuple[str, str]] = set()
+        for i in range(0, len(subjects), 500):
+            alerted.update((str(st), str(sub)) for st, sub in conn.execute(
+                select(t.alerts.c.subject_type, t.alerts.c.subject).where(
+                    t.alerts.c.role == "suspect", t.alerts.c.subject.in_(subjects[i:i + 500]),
+                    t.alerts.c.status.notin_(["closed", "dismissed"]))))
+        alerts = [a for a in alerts if (a.subject_type.value, a.subject) not in alerted]
         raised = insert_alerts(conn, alerts) if alerts else 0
         audit.append(conn, actor, "behaviour.store_results", None,
                      {"signals": len(signals), "new_signals": new, "alerts": raised})
@@ -241,6 +280,6 @@ def detect_into_store(paths: Sequence[Any], store: Any, *, engine: Engine = "duc
     Returns (signals, new signals, alerts raised)."""
     files = resolve_records(paths)
     signals = detect(files["calls"], files["subscribers"] or None, files["messages"] or None, as_of=as_of,
-                     engine=engine, window=window)
+                     engine=engine, window=window, detectors=default_detectors(getattr(store, "settings", None)))
     new, raised = store_results(store, signals, alert_threshold=alert_threshold)
     return len(signals), new, raised

@@ -6,7 +6,9 @@ key and bound to our request nonce, which needs the raw bytes and headers of eac
 test suite checks that taxii2-client itself can read our server). Pulls are incremental: the
 ``X-TAXII-Date-Added-Last`` of the last imported page is kept per partner and sent back as
 ``added_after``; within one sync the server's ``next`` token pages on, and the next page is fetched
-while the current one is imported.
+while the current one is imported. After each pull the inbox retention runs
+(:func:`forewarn.federation.inbox.apply_retention`), so what partners said is kept no longer than
+both sharing policies allow.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from forewarn.federation import inbox, outbox, psi, stix
 from forewarn.federation.bulk import gc_paused
 from forewarn.federation.node import FederationError, FederationNode
 from forewarn.federation.policy import PolicyError
-from forewarn.federation.signing import H_NONCE, SignatureError, remember, sign_headers, verify_headers
+from forewarn.federation.signing import H_NONCE, SignatureError, sign_headers, verify_headers
 from forewarn.federation.tables import federation_cursors
 from forewarn.model.indicators import utcnow
 from forewarn.store import audit
@@ -270,6 +272,10 @@ def pull(node: FederationNode, partner: str, *, page_size: int = 20_000, transpo
                 if progress:
                     progress(page.objects)
         with node.store.begin() as conn:
+            # what partners told us may only be kept as long as both sharing policies allow
+            kept = inbox.apply_retention(conn, node.policy)
+            totals["retention_removed_inbox"] = kept.inbox
+            totals["retention_removed_indicators"] = kept.indicators
             audit.append(conn, f"federation:{node.name}", "federation.pull", client.partner,
                          {"pages": report.pages, **totals})
     report.imported = totals
@@ -416,7 +422,3 @@ class Scheduler:
                     if self.on_report:
                         self.on_report(rep)
             self._stop.wait(min(0.2, self.interval or 1.0))
-
-
-def remember_bundle(conn: Connection, partner: str, bundle_id: str) -> None:
-    remember(conn, f"bundle:{bundle_id}", partner)

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.federation import outbox
-from forewarn.federation.inbox import ImportRejected, ImportReport, bundle_objects, import_objects
+from forewarn.federation.inbox import (
+    ImportRejected,
+    ImportReport,
+    apply_retention,
+    bundle_objects,
+    import_objects,
+)
 from forewarn.federation.node import FederationError, FederationNode
 from forewarn.federation.policy import PolicyError
 from forewarn.federation.signing import SignatureError, remember, sign_file_bytes, verify_file_bytes
@@ -92,6 +98,7 @@ def import_file(node: FederationNode, path: Path, *, partner: str | None = None)
             if bundle_id:
                 remember(conn, f"bundle:{bundle_id}", source)
             report = import_objects(conn, node.policy, source, objects, signed=signer is not None, bundle_id=bundle_id)
+            apply_retention(conn, node.policy)  # like a pull: keep partners' word no longer than allowed
             audit.append(conn, f"federation:{node.name}", "federation.import", source,
                          {k: v for k, v in report.as_dict().items() if k != "rejected"} | {"file": str(path)})
     except ImportRejected as exc:

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, select, tuple_, update
+from sqlalchemy import Connection, and_, literal, select, tuple_, update
 
 from forewarn.federation import stix
 from forewarn.federation.bulk import gc_paused, insert_tuples, timestamp_param
 from forewarn.federation.policy import PARTNER_SOURCE_PREFIX, NodePolicy, PolicyError
+from forewarn.federation.signing import forget_older_than
 from forewarn.federation.tables import federation_inbox, federation_outbox, federation_sightings
 from forewarn.model.indicators import TLP, IndicatorType, utcnow
 from forewarn.store import schema as t
@@ -420,17 +421,63 @@ def match_hashed(conn: Connection, key_by_partner: dict[str, bytes], type_: str,
     return out
 
 
-def apply_retention(conn: Connection, now: datetime | None = None) -> int:
-    """Forget partner assertions past the retention their sender allowed; returns rows removed."""
+UNLISTED_PARTNER_RETENTION_DAYS = 30  # a partner since removed from the policy: as decide() keeps its items
+
+
+@dataclass
+class RetentionReport:
+    """What one retention pass removed."""
+
+    inbox: int = 0
+    indicators: int = 0
+    replay_keys: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inbox + self.indicators + self.replay_keys
+
+
+def retention_days_for(policy: NodePolicy | None, partner: str) -> int | None:
+    """Our own limit on keeping ``partner``'s assertions (``inbound.max_retention_days``)."""
+    if policy is None:
+        return None
+    try:
+        return policy.partner(partner).inbound.max_retention_days
+    except PolicyError:
+        return UNLISTED_PARTNER_RETENTION_DAYS
+
+
+def apply_retention(conn: Connection, policy: NodePolicy | None = None, now: datetime | None = None) -> RetentionReport:
+    """Forget partner assertions past the retention both sides allow, and what they put in the core table.
+
+    An inbox row is kept for the shorter of the sender's ``retention_days`` marking (its sharing
+    policy towards us) and our inbound ``max_retention_days`` for that partner, counted from when we
+    received it; without ``policy`` only the sender's marking counts. Core indicators from partners
+    then go when they expired, or when no assertion of their partner about that value is left (an
+    indicator approved late would otherwise outlive the assertion it came from). Without their core
+    rows the values stop reaching reputation, the firewall and forewarning. With ``policy``, replay
+    keys (nonces, bundle ids) older than the bundle age limit go too: anything that old is refused
+    by its timestamp anyway.
+    """
     ib, ind = federation_inbox, t.indicators
     now = now or utcnow()
-    removed = 0
-    for (days,) in conn.execute(select(ib.c.retention_days).where(ib.c.retention_days.is_not(None)).distinct()):
-        removed += int(conn.execute(ib.delete().where(ib.c.retention_days == days,
-                                                      ib.c.received_at < now - timedelta(days=days))).rowcount or 0)
-    removed += int(conn.execute(ind.delete().where(ind.c.source.startswith(PARTNER_SOURCE_PREFIX),
-                                                   ind.c.expires_at < now)).rowcount or 0)
-    return removed
+    report = RetentionReport()
+    for partner, days in conn.execute(select(ib.c.partner, ib.c.retention_days).distinct()).fetchall():
+        ours = retention_days_for(policy, partner)
+        keep = min(d for d in (days, ours) if d is not None) if (days or ours) else None
+        if keep is None:
+            continue
+        sender_marking = ib.c.retention_days.is_(None) if days is None else ib.c.retention_days == days
+        report.inbox += int(conn.execute(ib.delete().where(
+            ib.c.partner == partner, sender_marking, ib.c.received_at < now - timedelta(days=keep))).rowcount or 0)
+    partner_rows = ind.c.source.startswith(PARTNER_SOURCE_PREFIX)
+    asserted = select(ib.c.id).where(literal(PARTNER_SOURCE_PREFIX) + ib.c.partner == ind.c.source,
+                                     ib.c.type == ind.c.type, ib.c.value == ind.c.value).exists()
+    report.indicators += int(conn.execute(ind.delete().where(
+        partner_rows, (ind.c.expires_at < now) | ~asserted)).rowcount or 0)
+    if policy is not None:
+        report.replay_keys = forget_older_than(conn, policy.bundle_max_age_days + 1)
+    return report
 
 
 def provenance(conn: Connection, type_: str, value: str) -> list[dict[str, Any]]:

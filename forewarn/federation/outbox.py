@@ -5,6 +5,9 @@ revocations and new expiry dates) into ``federation_outbox`` with a fresh ``date
 partner paging with ``added_after`` sees every change exactly once, in order. Each partner's view
 is cut from the outbox by its outbound policy *in SQL* (:func:`partner_filter`), so pagination stays
 correct and nothing a policy forbids is ever read for that partner, let alone sent.
+
+Sightings flow back to the partner whose indicator was seen: values our own detectors also flagged,
+and calls and SMS our firewall marked or blocked because a partner listed the caller or sender.
 """
 
 from __future__ import annotations
@@ -43,10 +46,15 @@ from sqlalchemy import (
 from forewarn.federation import stix
 from forewarn.federation.bulk import gc_paused
 from forewarn.federation.policy import PARTNER_SOURCE_PREFIX, NodePolicy, OutboundPolicy, Pseudonymisation
-from forewarn.federation.tables import federation_inbox, federation_outbox, federation_sightings
+from forewarn.federation.tables import (
+    federation_cursors,
+    federation_inbox,
+    federation_outbox,
+    federation_sightings,
+)
 from forewarn.model.indicators import TLP, IndicatorType, utcnow
 from forewarn.store import schema as t
-from forewarn.store.db import utc
+from forewarn.store.db import insert_ignoring_duplicates, utc
 from forewarn.store.schema import TS
 
 o = federation_outbox
@@ -59,11 +67,13 @@ def _lock(conn: Connection) -> None:
 
 
 def refresh(conn: Connection, node: str) -> int:
-    """Publish new and changed indicators and local sightings of partner indicators; returns how many."""
+    """Publish new and changed indicators and local sightings of partner indicators (values our own
+    detectors also flagged, and traffic our firewall stopped because a partner listed it); returns how many."""
     with _refresh_lock:
         _lock(conn)
         changed = _publish_indicators(conn)
         changed += _publish_local_sightings(conn, node)
+        changed += _publish_traffic_sightings(conn, node)
     return changed
 
 
@@ -208,11 +218,45 @@ def publish_sighting(conn: Connection, node: str, *, partner: str, sighting_of: 
     return 1
 
 
+# The firewall's decision log is read once per decision: the last decision_id turned into sightings.
+_TRAFFIC_CURSOR = ("_firewall", "sighting")  # never a partner name (those are upper-case codes)
+
+
+def _publish_traffic_sightings(conn: Connection, node: str) -> int:
+    """Calls and SMS the firewall marked or blocked because a partner asserted the caller or sender
+    (reason ``reputation.partner``) are sightings of that partner's indicator: each new decision
+    counts once, reported through :func:`report_sighting` to every partner who asserted the value."""
+    from forewarn.firewall.tables import firewall_decisions as fd  # read only: the firewall owns the log
+
+    c = federation_cursors
+    where = (c.c.partner == _TRAFFIC_CURSOR[0], c.c.direction == _TRAFFIC_CURSOR[1])
+    mark = conn.execute(select(c.c.cursor).where(*where)).scalar()
+    after = int(mark) if mark and mark.isdigit() else 0
+    top = conn.execute(select(func.max(fd.c.decision_id))).scalar()
+    if top is None or top <= after:
+        return 0
+    hits = conn.execute(
+        select(fd.c.source, func.count(), func.min(fd.c.decided_at), func.max(fd.c.decided_at))
+        .where(fd.c.decision_id > after, fd.c.decision_id <= top,
+               cast(fd.c.reasons, String).like('%"reputation.partner"%'))
+        .group_by(fd.c.source)).fetchall()
+    told = 0
+    for source, n, _first, last in hits:
+        kind = IndicatorType.PHONE if source.startswith("+") else IndicatorType.SENDER_ID
+        told += report_sighting(conn, node, kind, source, int(n), seen_at=utc(last))
+    stamp = {"cursor": str(top), "updated_at": utcnow()}
+    if not insert_ignoring_duplicates(conn, c, [{"partner": _TRAFFIC_CURSOR[0], "direction": _TRAFFIC_CURSOR[1],
+                                                 **stamp}], ["partner", "direction"]):
+        conn.execute(update(c).where(*where).values(**stamp))
+    return told
+
+
 def report_sighting(conn: Connection, node: str, type_: IndicatorType | str, value: str, count: int = 1,
                     seen_at: datetime | None = None) -> int:
     """Tell every partner who asserted ``value`` that this node saw it ``count`` more times.
 
-    Called by whatever observes traffic (the firewall, screening); returns how many partners will hear.
+    :func:`refresh` calls it for the firewall's decisions on partner-listed callers and senders
+    (:func:`_publish_traffic_sightings`); returns how many partners will hear.
     """
     s = federation_sightings
     kind = IndicatorType(type_).value

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from forewarn.behaviour.detectors.base import Detector
+from forewarn.behaviour.detectors.config import NumberSet
 
 
 def _col(features: pd.DataFrame, name: str, fill: float = np.nan) -> np.ndarray:
@@ -198,7 +199,9 @@ class SpoofedCli(Detector):
     the number also made roaming calls in the window (a travelling subscriber whose calls home
     partly arrive over international routes), or when the number is in ``roaming_numbers`` (a
     known roaming record) or ``arranged_numbers`` (a known legitimate carrier arrangement, e.g. a
-    company's offshore call centre presenting its home number). A genuinely foreign number never
+    company's offshore call centre presenting its home number). Both lists take numbers, ranges
+    (``+6681000-+6681999``) and prefixes (``+66810*``); the node's operator keeps them in its
+    detector settings (:mod:`forewarn.behaviour.detectors.config`). A genuinely foreign number never
     counts: the feature only counts calls whose caller and callee country are the same.
 
     The subject is the *presented* number, which may belong to an innocent subscriber whose number
@@ -223,9 +226,9 @@ class SpoofedCli(Detector):
         if not 0.0 <= first_call_score <= 1.0:
             raise ValueError(f"first_call_score must be within [0, 1], got {first_call_score}")
         self.threshold = threshold
-        # Sorted tuples (not sets) keep the detector's pickle and repr deterministic.
-        self.roaming_numbers = tuple(sorted({str(n) for n in roaming_numbers}))
-        self.arranged_numbers = tuple(sorted({str(n) for n in arranged_numbers}))
+        # NumberSets keep their entries sorted, so the detector's pickle and repr stay deterministic.
+        self.roaming_numbers = NumberSet(roaming_numbers)
+        self.arranged_numbers = NumberSet(arranged_numbers)
         self.first_call_score = first_call_score
 
     def candidate_mask(self, features: pd.DataFrame) -> np.ndarray:
@@ -238,9 +241,10 @@ class SpoofedCli(Detector):
         distinct = _col(features, "distinct_callees", 0)
         roaming = _col(features, "roaming_share", 0) > 0
         excused = roaming
-        known = self.roaming_numbers + self.arranged_numbers
-        if known and "number" in features.columns:
-            excused = excused | features["number"].astype(str).isin(known).to_numpy()
+        if "number" in features.columns:
+            for known in (self.roaming_numbers, self.arranged_numbers):
+                if known:
+                    excused = excused | known.mask(features["number"])
         seen = (n >= 1) & ~excused
         repeated = n >= 3
         # distinct_callees counts every callee of the window; for a number never used at home those
