@@ -126,3 +126,56 @@ def test_every_pull_applies_retention(linked: Any) -> None:
     assert second.objects == 0  # nothing new: the pull itself removed them
     assert second.imported["retention_removed_inbox"] == 6 and second.imported["retention_removed_indicators"] == 6
     assert _counts(th.store) == (0, 0, 0)
+
+
+def test_an_assertion_keeps_only_its_own_partners_row(any_store: Store) -> None:
+    """The orphan check matches the partner too: TH asserting a value does not keep CN's row of it."""
+    policy = _policy()
+    objects = _objects(any_store, policy, ["+66815550300"])
+    now = utcnow()
+    with any_store.begin() as conn:
+        inbox.import_objects(conn, policy, "CN", objects, signed=True)
+        repo.upsert_indicator(conn, Indicator(type="phone", value="+66815550300", confidence=80, source="partner:TH",
+                                              tlp="green"))  # an orphan: TH's assertion of it is gone
+        assert inbox.apply_retention(conn, policy, now).indicators == 1
+        left = conn.execute(select(t.indicators.c.source).where(t.indicators.c.value == "+66815550300")).scalars()
+        assert sorted(left) == ["d", "partner:CN"]
+
+
+def test_the_retention_pass_reads_indexes_not_the_whole_inbox(tmp_path: Path) -> None:
+    """Every pull runs the pass: on SQLite (whose plans do not depend on table size) each statement
+    on the inbox must seek an index, so its cost follows what expires rather than the inbox size."""
+    from sqlalchemy import event
+
+    from forewarn.config import load_settings
+    from forewarn.store import open_store
+
+    store = open_store(load_settings(tmp_path / "node"))
+    policy = _policy(sender_days=30)
+    with store.begin() as conn:
+        inbox.import_objects(conn, policy, "CN", _objects(store, policy, ["+66815550400", "+66815550401"]),
+                             signed=True)
+    statements: list[tuple[str, Any]] = []
+
+    def grab(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
+        if "federation_inbox" in sql and sql.lstrip().upper().startswith(("SELECT", "DELETE")):
+            statements.append((sql, params))
+
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        with store.begin() as conn:
+            inbox.apply_retention(conn, policy, utcnow())
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    assert len(statements) >= 3  # the marking pairs, a delete per pair, the orphan probe
+    with store.engine.connect() as conn:
+        for sql, params in statements:
+            plan = " / ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+            if "SCAN federation_inbox" in plan:  # only the marking pairs, read off the index, not the rows
+                assert "SCAN federation_inbox USING COVERING INDEX ix_federation_inbox_retention" in plan, plan
+            if sql.lstrip().upper().startswith("DELETE FROM FEDERATION_INBOX"):
+                assert "USING INDEX ix_federation_inbox_retention (partner=? AND retention_days=? AND received_at<?)" \
+                    in plan, plan
+            if "EXISTS" in sql:
+                assert "COVERING INDEX ix_federation_inbox_asserted (type=? AND value=? AND partner=?)" in plan, plan
+    store.close()

@@ -191,6 +191,121 @@ def test_a_tampered_or_replayed_page_is_refused(nodes, apps) -> None:  # type: i
     assert apps["TH"].post(path, headers=signed, content=body).status_code == 409
 
 
+def _rewriting(inner: httpx.BaseTransport, *, request_fn=None, headers_fn=None) -> httpx.BaseTransport:  # type: ignore[no-untyped-def]
+    """A man in the middle that may rewrite requests to, and headers of answers from, objects listings."""
+
+    class Rewrite(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            listing = request.url.path.endswith("/objects/")
+            if listing and request_fn is not None:
+                request = request_fn(request)
+            resp = inner.handle_request(request)
+            resp.read()
+            headers = httpx.Headers(resp.headers)
+            if listing and headers_fn is not None:
+                headers_fn(headers)
+            return httpx.Response(resp.status_code, headers=headers, content=resp.content)
+    return Rewrite()
+
+
+def test_a_page_whose_cursor_headers_were_altered_is_refused(nodes, apps) -> None:  # type: ignore[no-untyped-def]
+    seed(nodes["CN"], 3)
+    inner = transport(apps, "CN")
+
+    def later(headers: httpx.Headers) -> None:  # push the resume cursor into the future: later pages skipped
+        headers["X-TAXII-Date-Added-Last"] = "2099-01-01T00:00:00.000000Z"
+
+    def stripped(headers: httpx.Headers) -> None:  # hide that the headers were bound, then alter them
+        del headers["X-Forewarn-Signed-Headers"]
+        later(headers)
+
+    for tamper in (later, stripped):
+        with pytest.raises(FederationError, match="refused"):
+            fed_client.pull(nodes["TH"].node, "CN", transport=_rewriting(inner, headers_fn=tamper))
+        with nodes["TH"].store.engine.connect() as conn:
+            assert repo.list_indicators(conn) == []
+            assert fed_client._position(conn, "CN", "pull") == (None, None)
+
+    # a cursor header added to a page sent without one (an empty listing) is refused as well
+    with nodes["TH"].store.begin() as conn:
+        fed_client._set_cursor(conn, "CN", "pull", "2098-01-01T00:00:00.000000Z")
+
+    def added(headers: httpx.Headers) -> None:
+        assert "X-TAXII-Date-Added-Last" not in headers
+        later(headers)
+
+    with pytest.raises(FederationError, match="X-TAXII-Date-Added-Last|altered"):
+        fed_client.pull(nodes["TH"].node, "CN", transport=_rewriting(inner, headers_fn=added))
+    with nodes["TH"].store.engine.connect() as conn:
+        assert fed_client._position(conn, "CN", "pull") == ("2098-01-01T00:00:00.000000Z", None)
+
+    # a request whose added_after was rewritten on the way gets a page for another query: refused
+    def rewind(request: httpx.Request) -> httpx.Request:
+        url = request.url.copy_set_param("added_after", "2000-01-01T00:00:00.000Z")
+        return httpx.Request(request.method, url, headers=request.headers)
+
+    with pytest.raises(FederationError, match="not ours"):
+        fed_client.pull(nodes["TH"].node, "CN", transport=_rewriting(inner, request_fn=rewind))
+
+    # untouched, the same pull goes through and keeps the cursor the partner signed
+    with nodes["TH"].store.begin() as conn:
+        fed_client._set_cursor(conn, "CN", "pull", "2000-01-01T00:00:00.000000Z")
+    report = fed_client.pull(nodes["TH"].node, "CN", transport=inner)
+    assert report.objects > 0
+    with nodes["TH"].store.engine.connect() as conn:
+        after, token = fed_client._position(conn, "CN", "pull")
+    assert token is None and after is not None and after.startswith(str(time.gmtime().tm_year))
+
+
+def test_a_signature_missing_the_cursor_headers_is_refused_by_name(nodes) -> None:  # type: ignore[no-untyped-def]
+    from forewarn.federation.signing import SignatureError, sign_headers
+
+    key = nodes["CN"].node.require_key()
+    pinned = nodes["TH"].node.policy.partners["CN"].public_key
+    body = b'{"more":false}'
+    old = {**sign_headers(key, "TH", body, "taxii:/x/"), "X-TAXII-Date-Added-Last": "2026-01-01T00:00:00.000000Z"}
+    verify_headers(old, body, partner="CN", public_key=pinned, me="TH", purpose="taxii:/x/", window_seconds=60)
+    with pytest.raises(SignatureError, match="does not cover .*x-taxii-date-added-last"):
+        verify_headers(old, body, partner="CN", public_key=pinned, me="TH", purpose="taxii:/x/", window_seconds=60,
+                       require_bound=["X-TAXII-Date-Added-Last"])
+    cursor = {"X-TAXII-Date-Added-Last": "2026-01-01T00:00:00.000000Z", "X-TAXII-Date-Added-First": None}
+    new = {**sign_headers(key, "TH", body, "taxii:/x/", bind=cursor), "X-TAXII-Date-Added-Last": cursor[
+        "X-TAXII-Date-Added-Last"]}
+    verify_headers(new, body, partner="CN", public_key=pinned, me="TH", purpose="taxii:/x/", window_seconds=60,
+                   require_bound=cursor)
+    for altered in ({"X-TAXII-Date-Added-Last": "2099-01-01T00:00:00.000000Z"},
+                    {"X-TAXII-Date-Added-First": "2026-01-01T00:00:00.000000Z"}):
+        with pytest.raises(SignatureError, match="altered"):
+            verify_headers({**new, **altered}, body, partner="CN", public_key=pinned, me="TH", purpose="taxii:/x/",
+                           window_seconds=60, require_bound=cursor)
+
+
+def test_bundle_files_are_rendered_like_pages_and_read_strictly(nodes, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import orjson
+    import stix2
+
+    from forewarn.federation import exchange
+
+    values = seed(nodes["CN"], 3)
+    out = tmp_path / "to-th.json"
+    exchange.export_file(nodes["CN"].node, out, "TH")
+    body = out.read_bytes()
+    bundle = orjson.loads(body)
+    # the TAXII page renderer's bytes: compact UTF-8 in the bundle's key order, a function of the bundle alone
+    assert body == orjson.dumps(bundle)
+    stix2.parse(bundle, allow_custom=False)
+    report = exchange.import_file(nodes["TH"].node, out)
+    assert report.objects == len(bundle["objects"])
+    with nodes["TH"].store.engine.connect() as conn:
+        assert {i.value for i in repo.list_indicators(conn)} == set(values)
+
+    # NaN is not JSON (RFC 8259) and so not STIX: refused, where the stdlib parser let it through
+    odd = tmp_path / "nan.json"
+    odd.write_bytes(body.replace(b'"spec_version":"2.1"', b'"spec_version":"2.1","x_score":NaN', 1))
+    with pytest.raises(FederationError, match="not JSON"):
+        exchange.import_file(nodes["TH"].node, odd, partner="CN")
+
+
 def test_low_trust_partner_goes_to_the_queue_until_an_analyst_approves(nodes, apps) -> None:  # type: ignore[no-untyped-def]
     with nodes["CN"].store.begin() as conn:
         repo.upsert_indicator(conn, Indicator(type="domain", value="scam.example.com", confidence=95,

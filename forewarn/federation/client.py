@@ -4,7 +4,8 @@ partner allows it, and ask partners for PSI.
 httpx rather than taxii2-client: every page must be checked against the partner's pinned Ed25519
 key and bound to our request nonce, which needs the raw bytes and headers of each response (the
 test suite checks that taxii2-client itself can read our server). Pulls are incremental: the
-``X-TAXII-Date-Added-Last`` of the last imported page is kept per partner and sent back as
+``X-TAXII-Date-Added-Last`` of the last imported page (a header the partner's signature must cover,
+like the echo of the query the page answers) is kept per partner and sent back as
 ``added_after``; within one sync the server's ``next`` token pages on, and the next page is fetched
 while the current one is imported. After each pull the inbox retention runs
 (:func:`forewarn.federation.inbox.apply_retention`), so what partners said is kept no longer than
@@ -31,7 +32,15 @@ from forewarn.federation import inbox, outbox, psi, stix
 from forewarn.federation.bulk import gc_paused
 from forewarn.federation.node import FederationError, FederationNode
 from forewarn.federation.policy import PolicyError
-from forewarn.federation.signing import H_NONCE, SignatureError, sign_headers, verify_headers
+from forewarn.federation.signing import (
+    H_NONCE,
+    H_QUERY,
+    TAXII_BOUND_HEADERS,
+    SignatureError,
+    canonical_query,
+    sign_headers,
+    verify_headers,
+)
 from forewarn.federation.tables import federation_cursors
 from forewarn.model.indicators import utcnow
 from forewarn.store import audit
@@ -152,9 +161,16 @@ class PartnerClient:
         try:
             verify_headers(resp.headers, resp.content, partner=self.partner, public_key=self.rules.public_key,
                            me=self.node.name, purpose=purpose + resp.request.url.path,
-                           window_seconds=self.node.policy.replay_window_seconds, expect_nonce=nonce)
+                           window_seconds=self.node.policy.replay_window_seconds, expect_nonce=nonce,
+                           require_bound=TAXII_BOUND_HEADERS)
         except SignatureError as exc:
             raise FederationError(f"answer from {self.partner} refused: {exc}") from None
+        # The signed echo of the query must be ours: a page answering a rewritten ``next`` or
+        # ``added_after`` would otherwise move the resume cursor past pages never received.
+        asked = canonical_query(resp.request.url.params.multi_items())
+        if resp.headers.get(H_QUERY) != asked:
+            raise FederationError(f"answer from {self.partner} refused: it answers the query "
+                                  f"{resp.headers.get(H_QUERY)!r}, not ours {asked!r} (rewritten in transit)")
 
     def parse(self, resp: httpx.Response) -> Any:
         """The JSON body of a verified answer."""

@@ -4,13 +4,18 @@ An export holds exactly what the policy lets one partner see (or, with no partne
 findings of our own) and is signed by the node key in a detached ``BUNDLE.json.sig``. An import
 checks that signature against the key pinned for the signing partner; an unsigned bundle — from
 another producer, say — is still read, but nothing in it reaches the firewall without an analyst.
+
+Bundles are rendered as TAXII pages are (orjson, via :func:`signing.canonical_json`):
+compact UTF-8 in the bundle's own key order, so the bytes signed are a function of the bundle alone,
+and strict RFC 8259 JSON (no ``NaN``, no lone surrogates) as STIX 2.1 requires.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from forewarn.federation import outbox
 from forewarn.federation.inbox import (
@@ -22,7 +27,13 @@ from forewarn.federation.inbox import (
 )
 from forewarn.federation.node import FederationError, FederationNode
 from forewarn.federation.policy import PolicyError
-from forewarn.federation.signing import SignatureError, remember, sign_file_bytes, verify_file_bytes
+from forewarn.federation.signing import (
+    SignatureError,
+    canonical_json,
+    remember,
+    sign_file_bytes,
+    verify_file_bytes,
+)
 from forewarn.store import audit
 
 MAX_BUNDLE_BYTES = 1_073_741_824
@@ -46,13 +57,16 @@ def export_file(node: FederationNode, output: Path, partner: str | None = None) 
         bundle = outbox.export_bundle(conn, node.policy, partner, hash_key=hash_key)
         audit.append(conn, f"federation:{node.name}", "federation.export", partner or "public",
                      {"bundle_id": bundle["id"], "objects": len(bundle["objects"]), "file": str(output)})
-    body = json.dumps(bundle, indent=1, ensure_ascii=False).encode()
+    try:
+        body = canonical_json(bundle)
+    except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in a stored value: not valid STIX JSON
+        raise FederationError(f"the bundle cannot be written as JSON: {exc}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(body)
     tmp.replace(output)
     sig = sign_file_bytes(key, partner or "ANY", body, bundle["id"])
-    signature_path(output).write_text(json.dumps(sig, indent=1) + "\n")
+    signature_path(output).write_bytes(orjson.dumps(sig, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
     by_type: dict[str, int] = {}
     for obj in bundle["objects"]:
         by_type[obj["type"]] = by_type.get(obj["type"], 0) + 1
@@ -69,14 +83,14 @@ def import_file(node: FederationNode, path: Path, *, partner: str | None = None)
     except OSError as exc:
         raise FederationError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        bundle = json.loads(body)
+        bundle = orjson.loads(body)  # strict: refuses NaN and Infinity, which the stdlib would accept
     except ValueError as exc:
         raise FederationError(f"{path} is not JSON: {exc}") from None
     sig_file = signature_path(path)
     signer: str | None = None
     if sig_file.exists():
         try:
-            sig = json.loads(sig_file.read_text())
+            sig = orjson.loads(sig_file.read_bytes())
         except (OSError, ValueError) as exc:
             raise FederationError(f"cannot read signature {sig_file}: {exc}") from None
         claimed = str(sig.get("node", "")).upper() if isinstance(sig, dict) else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, literal, select, tuple_, update
+from sqlalchemy import Connection, and_, func, select, tuple_, update
 
 from forewarn.federation import stix
 from forewarn.federation.bulk import gc_paused, insert_tuples, timestamp_param
@@ -471,10 +471,14 @@ def apply_retention(conn: Connection, policy: NodePolicy | None = None, now: dat
         report.inbox += int(conn.execute(ib.delete().where(
             ib.c.partner == partner, sender_marking, ib.c.received_at < now - timedelta(days=keep))).rowcount or 0)
     partner_rows = ind.c.source.startswith(PARTNER_SOURCE_PREFIX)
-    asserted = select(ib.c.id).where(literal(PARTNER_SOURCE_PREFIX) + ib.c.partner == ind.c.source,
-                                     ib.c.type == ind.c.type, ib.c.value == ind.c.value).exists()
-    report.indicators += int(conn.execute(ind.delete().where(
-        partner_rows, (ind.c.expires_at < now) | ~asserted)).rowcount or 0)
+    report.indicators += int(conn.execute(ind.delete().where(partner_rows, ind.c.expires_at < now)).rowcount or 0)
+    # Two statements, not "expired OR NOT EXISTS": a NOT EXISTS on its own becomes an anti-join on
+    # PostgreSQL (inside an OR it is a subplan run per row), and comparing the partner column itself
+    # (not "partner:" || partner) lets both databases probe ix_federation_inbox_asserted on all columns.
+    asserted = select(ib.c.id).where(
+        ib.c.type == ind.c.type, ib.c.value == ind.c.value,
+        ib.c.partner == func.substr(ind.c.source, len(PARTNER_SOURCE_PREFIX) + 1)).exists()
+    report.indicators += int(conn.execute(ind.delete().where(partner_rows, ~asserted)).rowcount or 0)
     if policy is not None:
         report.replay_keys = forget_older_than(conn, policy.bundle_max_age_days + 1)
     return report

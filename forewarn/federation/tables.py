@@ -66,7 +66,12 @@ federation_inbox = Table(
     Column("note", Text),
     UniqueConstraint("partner", "stix_id", "modified"),
     Index("ix_federation_inbox_status", "status", "partner"),
-    Index("ix_federation_inbox_value", "type", "value"),
+    # (type, value) lookups (provenance, hashed matches) and, with partner, the retention pass's
+    # "is this partner indicator still asserted?" probe, answered from the index alone
+    Index("ix_federation_inbox_asserted", "type", "value", "partner"),
+    # the retention pass: which (partner, marking) pairs exist, and each pair's rows past its cutoff,
+    # found without reading the whole inbox on every pull
+    Index("ix_federation_inbox_retention", "partner", "retention_days", "received_at"),
     Index("ix_federation_inbox_hash", "keyed_hash"),
 )
 

@@ -3,7 +3,7 @@
 Partners authenticate with an API key of role ``partner`` whose name is the partner's node name in
 the policy (``forewarn keys create --role partner --name TH``). Each partner sees only what this
 node's policy lets it see; every page is signed by the node key (bound to the partner's request
-nonce), and pushed objects must carry the partner's signature to skip the approval queue.
+nonce, the query it answers and its X-TAXII-Date-Added-* headers), and pushed objects must carry the partner's signature to skip the approval queue.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ from forewarn.federation import inbox, outbox, psi, stix
 from forewarn.federation.bulk import gc_paused
 from forewarn.federation.node import FederationError, FederationNode, load_node, policy_path
 from forewarn.federation.policy import PolicyError
-from forewarn.federation.signing import H_NONCE, SignatureError, remember, sign_headers, verify_headers
+from forewarn.federation.signing import (
+    H_NONCE,
+    H_QUERY,
+    TAXII_BOUND_HEADERS,
+    SignatureError,
+    canonical_query,
+    remember,
+    sign_headers,
+    verify_headers,
+)
 from forewarn.federation.tables import federation_status
 from forewarn.model.indicators import utcnow
 from forewarn.store import audit
@@ -105,9 +114,11 @@ def _signed(node: FederationNode, partner: str | None, request: Request, body: d
             extra_headers: dict[str, str] | None = None) -> Response:
     raw = orjson.dumps(body)  # compact UTF-8, as json.dumps(separators=(",", ":"), ensure_ascii=False)
     headers = dict(extra_headers or {})
-    if node.key is not None:
+    headers[H_QUERY] = canonical_query(request.query_params.multi_items())
+    if node.key is not None:  # the signature binds the cursor headers and the query this page answers
         headers.update(sign_headers(node.key, partner or "ANY", raw, "taxii:" + request.url.path,
-                                    nonce=request.headers.get(H_NONCE)))
+                                    nonce=request.headers.get(H_NONCE),
+                                    bind={h: headers.get(h) for h in TAXII_BOUND_HEADERS}))
     return Response(content=raw, media_type=TAXII, headers=headers)
 
 
