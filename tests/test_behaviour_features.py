@@ -71,6 +71,30 @@ def test_hand_checked_values(tiny: pd.DataFrame) -> None:
     assert list(f.columns) == list(FEATURE_COLUMNS)
 
 
+def test_each_caller_flag_is_counted_on_its_own() -> None:
+    # The caller-only flags travel packed in one integer: a different count for each catches crossed bits.
+    X, Y = "+66844444444", "+66855555555"
+    calls = [call(1, X, Y, -420, 100.0)]  # 02:00: night
+    calls += [call(2, X, Y, 1, 100.0, ingress="roaming"),
+              call(3, X, Y, 2, 100.0, ingress="roaming", callee_country="GB")]  # roaming, one of them home
+    calls += [call(i, X, Y, i, 100.0, ingress="international") for i in range(4, 7)]  # spoofed CLI
+    calls += [call(i, X, Y, i, 3.0) for i in range(7, 11)]  # short
+    calls += [call(i, X, Y, i, 0.0, ring_s=10.0) for i in range(11, 16)]  # unanswered after long ringing
+    calls += [call(i, X, Y, i, 0.0, ring_s=2.0) for i in range(16, 22)]  # one ring
+    calls += [call(22, X, Y, 22, 100.0, direction="forwarded")]
+    f = compute_features(pd.DataFrame(calls)).set_index("number")
+    x, y = f.loc[X], f.loc[Y]
+    assert x.calls_out == 22 and x.voccalltype1 == 21 and x.calltype_id_unique == 2  # calltypes 1 and 3
+    assert x.short_call_share == pytest.approx(15 / 22) and x.unanswered_share == pytest.approx(11 / 22)
+    assert x.one_ring_share == pytest.approx(6 / 22) and x.night_share == pytest.approx(1 / 22)
+    assert x.intl_share == pytest.approx(1 / 22)
+    assert x.roaming_share == pytest.approx(2 / 22) and x.roaming_home_share == pytest.approx(1 / 22)
+    assert x.spoofed_cli_calls == 3
+    # Y only received: no outgoing-call row of its own, yet 0 (not missing) calltype-1 calls.
+    assert y.calls_out == 0 and y.voccalltype1 == 0 and y.voc_calltype1 == 0 and y.calltype_id_unique == 1
+    assert y.calls_in == 22 and y.intl_in_share == pytest.approx(3 / 22) and y.spoofed_cli_calls == 0
+
+
 def test_window_and_first_time_callees(tiny: pd.DataFrame) -> None:
     # Window (09:15, 10:30]: A's calls at 09:20 (to B, called before at 09:00) and 10:10 (new).
     f = compute_features(tiny, start=T0 + timedelta(minutes=15), end=T0 + timedelta(minutes=90)).set_index("number")

@@ -32,13 +32,15 @@ How it is computed (profiled on DuckDB with EXPLAIN ANALYZE and CPU time; the sa
 * numbers are grouped and joined as 64-bit integers (``+66811111111`` -> 66811111111), which is
   several times faster than on strings; a ``bad`` flag computed in the same pass checks that every
   number has an exact key (a regular expression), else the rows are rebuilt on the strings themselves.
-* four group-bys over the legs: per number (counters, duration stats), per (number, counterparty)
+* four group-bys over the legs: per number (counts, duration stats), per (number, counterparty)
   (per-counterparty stats, call-backs, first-time callees and, without SMS, the call-graph degree,
   all derived from the one pair table), per (number, hour) and per (number, day) (mode, its count
-  and distinct count in one aggregate); three over the calls alone, since only outgoing legs carry
-  them: per (number, hour bucket), per (number, cell) and per (number, IMEI) (distinct cells,
-  cities, IMEIs, SIMs per device). No window functions and no DISTINCT aggregates; every distinct
-  count and median is exact. The parts are joined on the number.
+  and distinct count in one aggregate); four over the calls alone, since only outgoing legs carry
+  them: per number (the caller-only flags, kept packed as bits of one small integer per call and
+  summed over the calls rather than over legs that would add zeros), per (number, hour bucket), per
+  (number, cell) and per (number, IMEI) (distinct cells, cities, IMEIs, SIMs per device; the city
+  regex runs once per distinct cell). No window functions and no DISTINCT aggregates; every
+  distinct count and median is exact. The parts are joined on the number.
 * first-time callees need only the calls at or before the window start (when each pair first called).
 * DuckDB runs on every core within a memory limit and may spill to a temporary directory
   (:func:`connect`), but spilling these hash aggregates is slow and takes tens of GB of disk at
@@ -50,15 +52,26 @@ How it is computed (profiled on DuckDB with EXPLAIN ANALYZE and CPU time; the sa
   windows that contain it (an equi-join on the window index, checked exactly against the
   window's bounds), so medians, modes and distinct counts stay exact per window.
 
-Where the time goes (2 M calls, 437 k numbers, 2 threads on an idle machine: 8 CPU s in all):
-building the call rows 2.1 CPU s (a fifth of it the key check), per-number aggregate 1.5 (a third
-of it the exact median), counterparty pairs and their aggregate 1.7 (half of it the two exact
-medians), hour and day modes 0.7, cells, cities, IMEIs and active hours 1.1, joins and writing the
-file 0.9. Hash aggregations over millions of groups dominate, and the exact medians cannot share
-them. What Ibis cannot express: the materialisation is a side effect outside the expression (so
-:func:`number_features` executes queries when ``materialise`` is on), and Ibis has no GROUPING
-SETS, so the hour and day modes are separate group-bys rather than one pass. That is about
-0.5 M calls/s on two cores, 4x pandas (``benchmarks/behaviour.py``): short of the 3 M/s target.
+Where the time goes (2 M calls, 437 k numbers, 2 threads; CPU seconds, measured with DuckDB's
+profiler on a machine at load 5-10, so absolute figures are high): building the call rows 1.8 CPU s
+(reading the strings, integer keys 0.3, the key check 0.35, flags and hours), then 6.5 for the
+aggregates: the pair table and its per-number aggregate with two exact medians a third of it, the
+per-number aggregate (exact median) an eighth, the hour mode another eighth, writing 437 k x 81
+columns of Parquet about 0.9, the rest (day mode, cells, cities, IMEIs, active hours, caller flags,
+joins) a quarter. That is 4.5-6 CPU s per million calls at that load (packing the caller flags,
+summing them over calls and running the city regex per distinct cell saved 5-10%, old and new run in
+turn): at most about 0.4 M calls/s on two idle cores, far short of the 3 M/s target. The floor is
+the hash aggregation itself: on the same file the one exact group-by of the legs per (number,
+counterparty), which opposite_unique and phone2opposite_* cannot do without, costs 0.7 CPU s per M
+calls alone (about 2.7 M calls/s on two idle cores before any other feature), each exact median over
+millions of values about 0.2, and the feature set needs about a dozen aggregations over hundreds of
+thousands to millions of groups. What Ibis cannot express: the materialisation is a side effect
+outside the expression (so :func:`number_features` executes queries when ``materialise`` is on), and
+Ibis has no GROUPING SETS, so the hour and day modes are separate group-bys rather than one pass. A
+vectorised pandas implementation of the same features that groups on integer codes
+(``benchmarks/behaviour.py``) costs about as much CPU per call on one core, so DuckDB's lead over it
+comes from using both cores: at best 2x on an idle machine (1.1-1.3x measured at load 8-10), not
+the 10x targeted.
 """
 
 from __future__ import annotations
@@ -287,6 +300,12 @@ def _keyed(table: ir.Table, name: str, key: KeyFn) -> ir.Table:
     return table.filter(~_key_fails(table[name])).mutate(**{name: key(table[name])})
 
 
+# The per-call flags of the caller's leg packed into ``out_flags`` (bit i for entry i), named as the
+# counts their sums become.
+_OUT_FLAGS = ("n_short", "n_unanswered", "n_one_ring", "n_night", "n_intl", "n_roaming", "n_roaming_home",
+              "spoofed_cli_calls")
+
+
 def _call_rows(calls: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_key, check: bool = False) -> ir.Table:
     """One row per call: both ends (``number`` the caller, ``other`` the callee, as keys) and every
     per-call flag the aggregates sum, computed once. A call is the caller's leg; the callee's leg is
@@ -298,28 +317,38 @@ def _call_rows(calls: ir.Table, offset: ir.IntervalValue, key: KeyFn = _plain_ke
     hour, dur, ingress = calls._hour, calls.duration_s, calls.ingress
     same = calls.caller_country == calls.callee_country
     unans = dur == 0
+    out_flags = {
+        "n_short": dur < SHORT_CALL_S,
+        "n_unanswered": unans,
+        "n_one_ring": unans & (calls.ring_s <= ONE_RING_S),
+        "n_night": (hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1]),
+        "n_intl": calls.caller_country != calls.callee_country,
+        "n_roaming": ingress == "roaming",
+        "n_roaming_home": (ingress == "roaming") & same,
+        "spoofed_cli_calls": (ingress == "international") & same,
+    }
+    packed: ir.IntegerValue = ibis.literal(0, type="int16")
+    for bit, name in enumerate(_OUT_FLAGS):
+        packed = packed + _flag(out_flags[name]).cast("int16") * (1 << bit)
     cols: dict[str, ir.Value] = dict(
         number=calls._number, other=calls._other,
         is_ct1=ibis.ifelse((calls.direction == "forwarded").fill_null(False), 0, 1).cast("int8"),
         start=calls.start, dur=dur, hour=hour.cast("int8"), day=calls._day.cast("int8"),
         imei=calls.imei, cell=calls.cell_id,
-        f_short=_flag(dur < SHORT_CALL_S),
-        f_unans=_flag(unans),
-        f_one_ring=_flag(unans & (calls.ring_s <= ONE_RING_S)),
-        f_night=_flag((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])),
-        f_intl=_flag(calls.caller_country != calls.callee_country),
-        f_roaming=_flag(ingress == "roaming"),
-        f_roaming_home=_flag((ingress == "roaming") & same),
-        f_spoofed=_flag((ingress == "international") & same),
-        f_intl_in=_flag(ingress == "international"),  # on the callee's leg
+        # The caller-only flags in one small integer, bit i for _OUT_FLAGS[i] (unpacked where they are
+        # summed): one column written and read instead of eight 32-bit ones took building 2 M call
+        # rows from about 2.3 to 1.8 CPU s.
+        out_flags=packed.cast("int16"),
+        f_intl_in=_flag(ingress == "international").cast("int8"),  # on the callee's leg
     )
     if check:
-        cols["bad"] = _flag(_key_fails(calls.caller) | _key_fails(calls.callee))
+        cols["bad"] = _flag(_key_fails(calls.caller) | _key_fails(calls.callee)).cast("int8")
     return calls.select(**cols)
 
 
-_OUT_FLAGS = ("is_ct1", "f_short", "f_unans", "f_one_ring", "f_night", "f_intl", "f_roaming", "f_roaming_home",
-              "f_spoofed")
+def _out_flag_sums(rows: ir.Table) -> dict[str, ir.Value]:
+    """Per group, how many calls carry each caller-only flag (the bits of ``out_flags``)."""
+    return {name: ((rows.out_flags >> bit) & 1).sum() for bit, name in enumerate(_OUT_FLAGS)}
 
 
 Bucket = tuple[int, int]  # (i, k): the numbers whose key falls in bucket i of k
@@ -344,7 +373,7 @@ def _legs_of(rows: ir.Table, keys: list[str], columns: Sequence[str], bucket: Bu
     extra = keys[1:]
 
     def side(table: ir.Table, caller: bool) -> ir.Table:
-        zeroed = {"f_intl_in"} if caller else set(_OUT_FLAGS)
+        zeroed = {"f_intl_in"} if caller else {"is_ct1", "out_flags"}
         values: dict[str, ir.Value] = {}
         for c in columns:
             if c == "is_out":
@@ -457,20 +486,17 @@ def _aggregate_features(rows: ir.Table, sms: ir.Table | None, keys: list[str], *
     legs alone, except the SIMs per device, given over all numbers in ``device_sims``).
     """
     others = [*keys, "other"]
-    legs = _legs_of(rows, keys, ["is_out", "dur", *_OUT_FLAGS, "f_intl_in"], bucket)
+    legs = _legs_of(rows, keys, ["is_out", "dur", "f_intl_in"], bucket)
     agg = legs.group_by(keys).aggregate(
-        opposite_count=ibis._.count(),
-        voccalltype1=legs.is_ct1.sum(), calls_out=legs.is_out.sum(),
+        opposite_count=ibis._.count(), calls_out=legs.is_out.sum(),
         call_dur_mean=legs.dur.mean(), call_dur_median=legs.dur.median(), call_dur_max=legs.dur.max(),
-        call_dur_min=legs.dur.min(),
-        n_short=legs.f_short.sum(), n_unanswered=legs.f_unans.sum(), n_one_ring=legs.f_one_ring.sum(),
-        n_night=legs.f_night.sum(), n_intl=legs.f_intl.sum(), n_intl_in=legs.f_intl_in.sum(),
-        n_roaming=legs.f_roaming.sum(), n_roaming_home=legs.f_roaming_home.sum(),
-        spoofed_cli_calls=legs.f_spoofed.sum(),
+        call_dur_min=legs.dur.min(), n_intl_in=legs.f_intl_in.sum(),
     )
-    agg = agg.mutate(calls_in=agg.opposite_count - agg.calls_out,
-                     calltype_id_unique=_flag(agg.voccalltype1 > 0) + _flag(agg.calls_out > agg.voccalltype1)
-                     + _flag(agg.opposite_count > agg.calls_out))
+    agg = agg.mutate(calls_in=agg.opposite_count - agg.calls_out)
+    # The outgoing calls' flags are summed over the calls (the callers' rows), not over the legs,
+    # where every callee leg would add a zero to each of the nine sums: half the aggregate updates.
+    own = _bucketed(rows, "number", bucket)
+    out_agg = own.group_by(keys).aggregate(voccalltype1=own.is_ct1.sum(), **_out_flag_sums(own))
 
     # One pass over (number, counterparty) pairs serves per-counterparty stats, call-backs, first-time
     # callees and, without SMS, the call-graph degree.
@@ -509,15 +535,17 @@ def _aggregate_features(rows: ir.Table, sms: ir.Table | None, keys: list[str], *
     pair_agg = pairs.group_by(keys).aggregate(**pair_aggs)
     hour_legs = _legs_of(rows, keys, ["hour"], bucket)
     day_legs = _legs_of(rows, keys, ["day"], bucket)
-    parts: list[ir.Table] = [pair_agg, _mode_table(hour_legs, keys, "hour", "voc_hour"),
+    parts: list[ir.Table] = [out_agg, pair_agg, _mode_table(hour_legs, keys, "hour", "voc_hour"),
                              _mode_table(day_legs, keys, "day", "voc_day")]
 
     # Cells, cities and IMEIs are known on outgoing calls only, so they are counted over the calls.
-    # A city is a cell id without its last '-' segment; the regex runs per (number, cell), not per call.
-    own = _bucketed(rows, "number", bucket)
+    # A city is a cell id without its last '-' segment; the regex runs once per distinct cell (a few
+    # thousand), not per (number, cell) (hundreds of thousands), and the cities are joined on. The
+    # second group-by is a barrier: without it DuckDB moves the regex above the join, onto every row.
     cells = own.filter(own.cell.notnull()).group_by([*keys, "cell"]).aggregate(ct1=own.is_ct1.max())
-    cities = cells.mutate(city=cells.cell.re_replace(r"-[^-]*$", "")).group_by([*keys, "city"]).aggregate(
-        ct1=ibis._.ct1.max())
+    city_of = cells.select("cell").distinct()
+    city_of = city_of.group_by("cell").aggregate(city=city_of.cell.re_replace(r"-[^-]*$", "").max())
+    cities = cells.join(city_of, "cell").group_by([*keys, "city"]).aggregate(ct1=ibis._.ct1.max())
     parts.append(cities.group_by(keys).aggregate(city_name_nunique=ibis._.count(), city_name_call=cities.ct1.sum()))
     sims = device_sims or {}
     parts.append(_device_table(rows, keys, "cell", "cell", bucket, sims.get("cell")))
@@ -545,6 +573,10 @@ def _aggregate_features(rows: ir.Table, sms: ir.Table | None, keys: list[str], *
                                                         n_flagged=ibis._.count() * 0))
 
     j = _join_all(base, parts, keys)
+    # A number with voice legs but no outgoing call has no row in out_agg: 0 calltype-1 calls.
+    ct1 = ibis.ifelse(j.opposite_count.isnull(), ibis.null("int64"), j.voccalltype1.cast("int64").fill_null(0))
+    j = j.mutate(voccalltype1=ct1,
+                 calltype_id_unique=_flag(ct1 > 0) + _flag(j.calls_out > ct1) + _flag(j.opposite_count > j.calls_out))
     j = j.mutate(county_name_nunique=j.cell_n, county_name_call=j.cell_ct1, cell_count=j.cell_n,
                  imeis=j.imei_ct1, imei_count=j.imei_n)
     if "win" in keys:
