@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
+from forewarn.behaviour import live as live_module
 from forewarn.behaviour.features import LIVE_FEATURES, compute_features
 from forewarn.behaviour.live import LiveCounters, RedisLiveCounters
 from forewarn.behaviour.synthetic import generate_traffic
@@ -111,3 +112,57 @@ def test_look_up_of_an_earlier_time_scans_the_window(records) -> None:  # type: 
     assert len(sample) >= 5
     for number in sample:
         _assert_same(live.features(number, at), batch.loc[number], number)
+
+
+@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+async def test_redis_look_up_on_the_event_loop_equals_the_blocking_one(records, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ns = f"fw:test:{uuid.uuid4().hex[:8]}"
+    counters = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)
+    calls, msgs, _, _ = records
+    try:
+        counters.observe_many(sorted([*calls, *msgs], key=lambda e: (e.time, e.event_id)))
+        busiest = pd.Series([c.caller for c in calls]).value_counts().index[:10]
+        at = calls[-1].start
+        for number in busiest:
+            assert await counters.features_async(number, at) == pytest.approx(counters.features(number, at),
+                                                                                nan_ok=True)
+        # no time given: the window ends at the number's latest event, as in process
+        number = calls[-1].caller
+        live = LiveCounters(window_s=WINDOW.total_seconds())
+        live.observe_many([c for c in calls if c.caller == number or c.callee == number])
+        assert counters.features(number) == pytest.approx(
+            live.features(number, max(c.start for c in calls if number in (c.caller, c.callee))), nan_ok=True)
+        await counters.aclose()
+        # without hiredis (or over TLS / a Unix socket) the blocking client answers in a thread
+        monkeypatch.setattr(live_module, "_has_hiredis", lambda: False)
+        fallback = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)
+        assert await fallback.features_async(number, at, deadline_s=5.0) == pytest.approx(
+            counters.features(number, at), nan_ok=True)
+        assert fallback._async is None
+    finally:
+        counters.clear()
+
+
+def test_idle_numbers_are_dropped_so_memory_stays_bounded() -> None:
+    """A stream of one-off callers and callees over many windows: the numbers held stay within two
+    windows' worth, while a number calling all along keeps its counts."""
+    window = 600.0
+    live = LiveCounters(window_s=window)
+    per_window = 500
+    busy = "+66800000000"
+    t0 = 1_790_000_000.0
+    peak = 0
+    for w in range(20):
+        for i in range(per_window):
+            t = t0 + w * window + i * window / per_window
+            live.observe_call_fields(f"+6681{w:03d}{i:05d}", f"+6682{w:03d}{i:05d}", t, 0.0, None)
+            if i % 50 == 0:
+                live.observe_call_fields(busy, f"+6683{w:03d}{i:05d}", t, 30.0, None)
+        peak = max(peak, live.tracked())
+    # each window brings 2 x 500 one-off numbers and 10 callees of the busy one
+    assert peak <= 2 * (2 * per_window + 10) + 1 + 2 * per_window
+    assert live.dropped >= 15 * 2 * per_window
+    end = datetime.fromtimestamp(t0 + 20 * window - 1, UTC)  # the window holds all of the last 10
+    assert live.features(busy, end)["calls_out"] == 10  # the active number kept its window
+    old = "+6681000" + "00000"
+    assert old not in live.numbers() and live.features(old, end)["calls_out"] == 0

@@ -5,6 +5,7 @@ within its time budget, and the event-loop decision equals the in-thread one."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -100,17 +101,74 @@ async def test_a_network_look_up_leaves_the_event_loop_free_and_is_cached() -> N
     guarded.close()
 
 
-async def test_a_slow_look_up_gives_up_within_its_budget_and_backs_off() -> None:
+async def test_a_slow_look_up_costs_only_its_own_decision_and_repeated_ones_open_the_breaker() -> None:
     source = RemoteCounters(delay_s=0.5)
-    guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=30.0, timeout_s=0.02)
+    guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=30.0, timeout_s=0.02, open_after=3)
     started = time.monotonic()
     assert await guarded.features_async("+8613512345678", T0) is None
     assert time.monotonic() - started < 0.3
-    assert guarded.failures == 1 and not guarded.available
-    assert await guarded.features_async("+8613512345679", T0) is None  # backing off: no new look-up
-    await asyncio.sleep(0.6)  # the abandoned look-up finishes in its thread
-    assert source.lookups == ["+8613512345678"]
+    assert guarded.lookups_failed == 1 and guarded.available  # one slow answer does not switch counters off
+    source.delay_s = 0.0
+    assert await guarded.features_async("+8613512345679", T0) is not None  # the next decision has them
+    source.delay_s = 0.5
+    for i in range(3):
+        assert await guarded.features_async(f"+861351234570{i}", T0) is None
+    assert not guarded.available and guarded.breaker_opened == 1  # three in a row: open
+    assert await guarded.features_async("+8613512345699", T0) is None  # open: no new look-up
+    assert guarded.lookups_skipped == 1
+    await asyncio.sleep(0.6)  # the abandoned look-ups finish in their threads
+    assert "+8613512345699" not in source.lookups and len(source.lookups) == 5
     guarded.close()
+
+
+def test_a_high_failure_rate_opens_the_breaker_and_one_probe_closes_it() -> None:
+    class Flaky(RemoteCounters):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fail = [False, True] * 10  # every other look-up fails: never three in a row
+
+        def features(self, number: str, at: datetime | None = None) -> dict[str, float]:
+            if self.fail and self.fail.pop(0):
+                raise ConnectionError("flaky")
+            return super().features(number, at)
+
+    source = Flaky()
+    guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=0.05, open_after=3, rate_window=8,
+                              rate_span_s=0.0)
+    answers = [guarded.features(f"+86135{i:08d}", T0) for i in range(8)]
+    assert [a is None for a in answers] == [False, True] * 4
+    assert not guarded.available and guarded.breaker_opened == 1  # 4 of the last 8 failed
+    assert guarded.features("+8613599999999", T0) is None and guarded.lookups_skipped == 1
+    time.sleep(0.06)
+    source.fail = []
+    assert guarded.features("+8613599999999", T0) is not None  # the probe succeeds: closed again
+    assert guarded.available and guarded.features("+8613599999998", T0) is not None
+
+
+async def test_a_burst_of_look_ups_timing_out_together_does_not_open_the_breaker() -> None:
+    """When this process is paused or busy, all look-ups in flight miss their budget at once: those
+    decisions go without counters, but that is no reason to switch the counters off."""
+    source = RemoteCounters(delay_s=0.1)
+    guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=30.0, timeout_s=0.02, open_after=3)
+    answers = await asyncio.gather(*[guarded.features_async(f"+86135{i:08d}", T0) for i in range(4)])
+    assert answers == [None] * 4 and guarded.lookups_failed == 4
+    assert guarded.available and guarded.breaker_opened == 0
+    await asyncio.sleep(0.3)
+    guarded.close()
+
+
+def test_the_back_off_doubles_while_probes_fail() -> None:
+    class Down(RemoteCounters):
+        def features(self, number: str, at: datetime | None = None) -> dict[str, float]:
+            raise ConnectionError("refused")
+
+    guarded = GuardedCounters(Down(), cache_s=0.0, failure_backoff_s=1.0, timeout_s=0.0)
+    for i in range(3):
+        assert guarded.features(f"+86135{i:08d}", T0) is None
+    assert not guarded.available and guarded._backoff_s == 0.25
+    time.sleep(0.26)
+    assert guarded.available and guarded.features("+8613500000009", T0) is None  # the probe fails
+    assert not guarded.available and guarded._backoff_s == 0.5 and guarded.lookups_failed == 4
 
 
 def test_cached_features_are_bounded_to_a_few_periods() -> None:
@@ -159,3 +217,99 @@ async def test_event_loop_decisions_equal_in_thread_decisions(firewall_pair: Any
     for sms in ({"sender": "+8613600136000", "recipient": CALLEE, "text": "hi", "time": now},
                 {"sender": LISTED, "recipient": CALLEE, "time": now}, {"sender": "BANKX", "recipient": CALLEE}):
         assert await on_loop.decide_sms_async(**sms) == in_thread.decide_sms(**sms), sms
+
+
+async def test_redis_look_ups_from_a_silent_or_absent_server_never_stop_a_decision() -> None:
+    """A Redis that accepts but never answers: each look-up gives up within its budget on the event
+    loop; a streak of them opens the breaker. A Redis that is not there: the same, at once."""
+    pytest.importorskip("redis")
+    pytest.importorskip("hiredis")
+    from forewarn.behaviour.live import RedisLiveCounters
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 20)  # swallow the command, never answer
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        source = RedisLiveCounters(f"redis://127.0.0.1:{port}/0", namespace="fw:test:silent")
+        guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=30.0, timeout_s=0.02, open_after=3)
+        assert guarded._keeps_deadline  # awaited on this loop, deadline kept by the connection
+        for i in range(3):
+            started = time.monotonic()
+            assert await guarded.features_async(f"+86135{i:08d}", T0) is None
+            assert time.monotonic() - started < 0.2
+        assert guarded.lookups_failed == 3 and not guarded.available
+        await source.aclose()
+    finally:
+        server.close()
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    source = RedisLiveCounters(f"redis://127.0.0.1:{dead}/0", namespace="fw:test:absent")
+    guarded = GuardedCounters(source, cache_s=0.0, failure_backoff_s=30.0, timeout_s=0.02)
+    started = time.monotonic()
+    assert await guarded.features_async("+8613500000000", T0) is None
+    assert time.monotonic() - started < 0.2 and guarded.lookups_failed == 1
+
+
+def _redis_reason() -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return "redis client not installed (pip install 'forewarn[redis]')"
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        return f"Redis unreachable at 127.0.0.1:6379: {type(exc).__name__}"
+    return None
+
+
+@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+async def test_guarded_redis_counters_count_and_answer_on_the_event_loop() -> None:
+    import uuid
+
+    from forewarn.behaviour.live import RedisLiveCounters
+
+    source = RedisLiveCounters("redis://127.0.0.1:6379/0", namespace=f"fw:test:{uuid.uuid4().hex[:8]}")
+    guarded = GuardedCounters(source, cache_s=0.0, timeout_s=1.0)
+    guarded.start()
+    try:
+        assert guarded._thread is None  # started on a loop: the loop applies the queue, no thread
+        for i in range(50):
+            guarded.observe_call("+8613512345678", f"+86137{i:08d}", T0 + i, "domestic", "CN", "CN")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if guarded.applied == 50:
+                break
+        assert guarded.applied == 50 and guarded.pending == 0
+        guarded.observe_message("+8613512345678", "+8613700000001", T0 + 60)
+        guarded.close()  # applies what is still queued
+        assert guarded.applied == 51 and guarded.failures == 0
+        feats = await asyncio.gather(*[guarded.features_async("+8613512345678", T0 + 60) for _ in range(5)])
+        assert all(f == pytest.approx(feats[0], nan_ok=True) for f in feats) and guarded.lookups_ok == 5
+        assert feats[0]["calls_out"] == 50 and feats[0]["distinct_callees"] == 50 and feats[0]["sms_out"] == 1
+        assert feats[0]["unanswered_share"] == 1.0  # attempts are counted unanswered
+        assert guarded.features("+8613700000001", T0 + 60)["calls_in"] == 1  # the blocking path agrees
+        await source.aclose()
+    finally:
+        source.clear()
+
+
+async def test_a_known_bad_number_never_waits_on_the_network_on_the_event_loop(firewall_pair: Any) -> None:
+    """The awaited path keeps the engine's order: the index blocks first, no look-up goes out."""
+
+    class Network(RemoteCounters):
+        async def features_async(self, number: str, at: datetime | None = None,
+                                 deadline_s: float | None = None) -> dict[str, float]:
+            raise AssertionError("counters consulted for a number already known to be bad")
+
+    _, on_loop = firewall_pair
+    guarded = GuardedCounters(Network(), cache_s=0.0)
+    assert not guarded.in_process and guarded._keeps_deadline
+    on_loop.counters = guarded
+    assert (await on_loop.decide_call_async(LISTED, CALLEE, observe=False)).action == "block"
+    assert guarded.lookups_ok + guarded.lookups_failed == 0
+    grey = await on_loop.decide_call_async(GREY, CALLEE, observe=False)  # not blocking: counters asked
+    assert "counters.unavailable" in grey.reasons and guarded.lookups_failed == 1

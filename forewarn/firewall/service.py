@@ -169,10 +169,7 @@ class FirewallService:
                 "country": self.policy.country, "worker_pid": os.getpid(),
                 "decision_log": self.decision_log.stats() if self.decision_log is not None else None,
                 "retention": self.pruner.stats() if self.pruner is not None else None,
-                "counters_queue": ({"pending": self.guarded_counters.pending, "applied": self.guarded_counters.applied,
-                                    "dropped": self.guarded_counters.queue_dropped,
-                                    "failures": self.guarded_counters.failures}
-                                   if self.guarded_counters is not None else None)}
+                "counters_queue": self.guarded_counters.stats() if self.guarded_counters is not None else None}
 
     def flush(self) -> int:
         """Write the buffered decisions and counts to the store now."""
