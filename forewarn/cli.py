@@ -712,8 +712,10 @@ def firewall_prune(before: Annotated[str | None, typer.Option(
                    policy: PolicyOpt = None, data_dir: DataDir = None) -> None:
     """Delete old rows of the firewall's decision log, in batches (the served firewall does this hourly).
 
-    Individual decisions go after the policy's retention.decisions_days; the per-minute counts
-    stay (forever unless retention.decision_counts_days is set), so long statistics series survive.
+    Individual decisions go after the policy's retention.decisions_days, each batch added to the
+    daily counts per region, channel and action in the same transaction (kept forever), so
+    interception statistics survive; the per-minute counts stay too (forever unless
+    retention.decision_counts_days is set).
 
     Example: forewarn firewall prune --before 2025-01-01
     """

@@ -1,21 +1,25 @@
 """Retention of the firewall's decision log: old marks and blocks are pruned in batches (by the
 policy, by ``forewarn firewall prune`` and by the long-running pruner), recent ones and the
-per-minute counts stay, and the statistics of the kept period do not change."""
+per-minute counts stay, and the interception statistics do not change, for the kept period nor for
+the pruned one (rolled up per day in the same transaction as the delete)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
 from forewarn.firewall.decisions import DecisionLog, decision_counts, recent_decisions
 from forewarn.firewall.policy import PolicyError, load_policy
 from forewarn.firewall.retention import RetentionPruner, count_prunable, cutoffs, prune, prune_by_policy
-from forewarn.firewall.tables import firewall_decision_counts, firewall_decisions
+from forewarn.firewall.tables import firewall_decision_counts, firewall_decision_days, firewall_decisions
 from forewarn.publishing import statistics as S
 
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
@@ -155,3 +159,151 @@ def test_cli_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert n == 1 and counts["call"]["allow"] == 6
     finally:
         store.close()
+
+
+# --- the daily roll-up: interception statistics survive the prune -------------------------------
+
+REGIONS = ("TH-10", "TH-50", "TH-83")
+WHOLE_DAYS = ((NOW - timedelta(days=800)).replace(hour=0), (NOW + timedelta(days=1)).replace(hour=0))
+
+
+def _log_spread(store: Any, n: int) -> None:
+    """``n`` marks and blocks of calls and SMS over 800 days, in three regions, at varied times of
+    day (several on the same day, so the roll-up has cells of more than one decision)."""
+    log = DecisionLog(store, batch_size=50)
+    for i in range(n):
+        at = NOW - timedelta(days=(i * 37) % 800, hours=(i * 7) % 24, minutes=i % 60)
+        log.record(at.timestamp(), "sms" if i % 3 == 0 else "call", "block" if i % 2 else "mark",
+                   f"+6681234{i:04d}", "+66898765432", REGIONS[(i // 5) % len(REGIONS)],
+                   ("reputation.listed",), 90.0, None)
+    assert log.flush() == n
+
+
+def _figures(store: Any, start: datetime = WHOLE_DAYS[0], end: datetime = WHOLE_DAYS[1]) -> dict[str, Any]:
+    """Every interception figure a centre sees: by day, week and month, per region, with the records
+    each cell is built from, internal and public (small cells suppressed), and the CSV export."""
+    out: dict[str, Any] = {}
+    with store.engine.connect() as conn:
+        for bucket in ("day", "week", "month"):
+            for public in (False, True):
+                report = S.compute_statistics(conn, start=start, end=end, bucket=bucket, public=public)
+                metric = report.metrics["interceptions"]
+                assert metric.available
+                out[f"{bucket}/{public}"] = (metric.total, metric.by_period, metric.by_region,
+                                             [r for r in S.to_csv(report).splitlines() if r.startswith("interceptions,")])
+    return out
+
+
+def _rolled_up(store: Any) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(firewall_decision_days.c["count"]), 0))).scalar_one())
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+def test_interception_statistics_are_the_same_before_and_after_pruning(any_store: Any) -> None:
+    _log_spread(any_store, 400)
+    before = _figures(any_store)
+    total = before["day/False"][0]
+    assert total.value == 400 and total.support == 400
+    assert len(before["day/False"][1]) > 100  # many days, most of them past the 90-day retention
+
+    result = prune_by_policy(any_store, load_policy("TH"), NOW)
+    assert 250 < result.decisions_deleted < 400 and result.days_rolled_up > 0
+    assert _stored(any_store)[0] == 400 - result.decisions_deleted
+    assert _rolled_up(any_store) == result.decisions_deleted  # every pruned decision, once
+    assert _figures(any_store) == before
+    # a window reaching only into the pruned past, on whole days: the same as before
+    old = (WHOLE_DAYS[0] + timedelta(days=100), WHOLE_DAYS[0] + timedelta(days=465))
+    assert _figures(any_store, *old)["month/False"][0].value > 0
+
+    # re-running the prune changes nothing: nothing left to roll up, nothing added twice
+    again = prune_by_policy(any_store, load_policy("TH"), NOW)
+    assert again.decisions_deleted == 0 and again.days_rolled_up == 0
+    assert _rolled_up(any_store) == result.decisions_deleted and _figures(any_store) == before
+
+    # a cut-off in the middle of a day, in small batches: that day is half rolled up, half logged,
+    # and still counted once
+    mid_day = NOW - timedelta(days=10, hours=5)
+    small = prune(any_store, mid_day, batch_size=7)
+    assert small.decisions_deleted > 0 and small.batches > 1
+    assert _rolled_up(any_store) == result.decisions_deleted + small.decisions_deleted
+    assert _figures(any_store) == before
+
+
+def crash_at_delete_commit(engine: Any, nth: int, crash: Any) -> None:
+    """Call ``crash()`` just before the ``nth`` commit of a transaction that deleted decisions, once
+    the roll-up of deleted decisions has been written (in that transaction or, were the prune not
+    atomic, in an earlier one): the moment a crash between roll-up and delete would double count."""
+    state = {"rolled_up": False, "commits": 0}
+    deleters: set[int] = set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        head = statement.lstrip()[:40].upper()
+        if head.startswith("DELETE FROM FIREWALL_DECISIONS "):
+            deleters.add(id(conn))
+        elif head.startswith("INSERT INTO FIREWALL_DECISION_DAYS"):
+            state["rolled_up"] = True
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: Any) -> None:
+        if id(conn) in deleters and state["rolled_up"]:
+            deleters.discard(id(conn))
+            state["rolled_up"] = False
+            state["commits"] += 1
+            if state["commits"] == nth:
+                crash()
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn: Any) -> None:
+        deleters.discard(id(conn))
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+def test_a_prune_failing_between_roll_up_and_commit_counts_nothing_twice(any_store: Any) -> None:
+    _log_spread(any_store, 120)
+    before = _figures(any_store)
+
+    def fail() -> None:
+        raise ConnectionError("the store went away mid-prune")
+
+    # the first batch goes through, the second fails as it commits, after its roll-up
+    crash_at_delete_commit(any_store.engine, 2, fail)
+    decisions_before, _ = cutoffs(load_policy("TH"), NOW)
+    with pytest.raises(ConnectionError):
+        prune(any_store, decisions_before, batch_size=10)
+    first_batch = 120 - _stored(any_store)[0]
+    assert first_batch == _rolled_up(any_store) == 10  # the first batch moved, the failed one did not
+    assert _figures(any_store) == before
+    result = prune_by_policy(any_store, load_policy("TH"), NOW)
+    assert _rolled_up(any_store) == first_batch + result.decisions_deleted
+    assert _figures(any_store) == before
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+def test_a_process_killed_between_roll_up_and_commit_counts_nothing_twice(any_store: Any) -> None:
+    """A real crash: the pruning process exits (no rollback, no cleanup) as its first batch commits,
+    after the roll-up; the store must drop the uncommitted delete and roll-up together."""
+    _log_spread(any_store, 60)
+    before = _figures(any_store)
+    settings = any_store.settings
+    script = textwrap.dedent(f"""
+        import os, sys
+        from datetime import datetime
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_firewall_retention import crash_at_delete_commit
+        from forewarn.config import load_settings
+        from forewarn.firewall import retention
+        from forewarn.store import open_store
+
+        store = open_store(load_settings({str(settings.data_dir)!r}, database_url={settings.database_url!r}))
+        crash_at_delete_commit(store.engine, 1, lambda: os._exit(17))
+        retention.prune(store, datetime.fromisoformat({NOW.isoformat()!r}), batch_size=10)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 17, done.stderr
+    assert _stored(any_store)[0] == 60 and _rolled_up(any_store) == 0
+    assert _figures(any_store) == before
+    result = prune(any_store, NOW, batch_size=10)
+    assert result.decisions_deleted == _rolled_up(any_store) > 0
+    assert _figures(any_store) == before

@@ -130,3 +130,29 @@ def test_statistics_api_public_and_internal(api, api_key) -> None:
     internal = api.get("/v1/statistics", headers=api_key("analyst"), params={"bucket": "month"})
     assert internal.status_code == 200 and internal.json()["public"] is False
     assert api.get("/v1/statistics/public", params={"bucket": "year"}).status_code == 422
+
+
+def test_pruned_interceptions_count_their_records_for_suppression(store: Store) -> None:
+    """A day rolled up by the firewall's prune is one fact standing for many decisions: a cell it
+    builds is suppressed (or not) by the decisions it counts, as it was before the prune."""
+    from forewarn.firewall.tables import firewall_decision_days
+
+    now = utcnow()
+    day = (now - timedelta(days=200)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with store.begin() as conn:
+        conn.execute(firewall_decision_days.insert(), [
+            {"day": day, "region": "TH-10", "kind": "call", "action": "block", "count": 3},
+            {"day": day, "region": "TH-10", "kind": "sms", "action": "mark", "count": 4},
+            {"day": day + timedelta(days=1), "region": "TH-50", "kind": "call", "action": "mark", "count": 2},
+            {"day": day + timedelta(days=1), "region": "TH-50", "kind": "call", "action": "allow", "count": 50},
+        ])
+    with store.engine.connect() as conn:
+        internal = S.compute_statistics(conn, start=day, end=now, bucket="day")
+        public = S.compute_statistics(conn, start=day, end=now, bucket="day", public=True)
+    metric = internal.metrics["interceptions"]
+    assert metric.total is not None and (metric.total.value, metric.total.support) == (9, 9)  # allows are no interception
+    assert (metric.by_region["TH-10"].value, metric.by_region["TH-10"].support) == (7, 7)
+    assert list(metric.by_region) == ["TH-10", "TH-50"]  # most records first
+    shown = public.metrics["interceptions"]
+    assert shown.by_region["TH-10"].shown == "7" and shown.by_region["TH-50"].shown == "<5"
+    assert shown.by_period[day.strftime("%Y-%m-%d")].shown == "7"

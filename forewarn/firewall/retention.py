@@ -7,6 +7,13 @@ appeals, complaints and the analyst console, not forever. The per-minute counts
 feed the statistics' long series and are kept forever unless ``retention.decision_counts_days``
 says otherwise.
 
+Pruned marks and blocks are not forgotten by the statistics: each batch is deleted and added to
+the daily roll-up ``firewall_decision_days`` (UTC day, region, kind, action → count, kept forever)
+in one transaction, from the rows the DELETE itself returns. A decision is therefore counted either
+in the log or in the roll-up, never both: a crash rolls back the delete and the roll-up together,
+a re-run prunes (and adds) only what is still in the log, and two pruners running at once each add
+only the rows their own DELETE removed.
+
 Rows are deleted in batches of ``retention.batch_size``, each in its own short transaction, so a
 large first prune never holds a long lock against the decision log's writer (SQLite has one writer
 at a time; PostgreSQL would otherwise hold one long transaction over millions of rows).
@@ -19,14 +26,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, inspect, select
+from sqlalchemy import Connection, delete, func, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from forewarn.firewall.policy import Policy
-from forewarn.firewall.tables import firewall_decision_counts, firewall_decisions
+from forewarn.firewall.tables import firewall_decision_counts, firewall_decision_days, firewall_decisions
 from forewarn.store import Store
+from forewarn.store.db import utc
 
 log = logging.getLogger("forewarn.firewall.retention")
 
@@ -38,12 +50,13 @@ class PruneResult:
     decisions_deleted: int
     counts_deleted: int
     batches: int
+    days_rolled_up: int = 0  # roll-up cells written, per batch (a cell two batches add to counts twice)
 
     def as_dict(self) -> dict[str, object]:
         return {"decisions_before": self.decisions_before.isoformat(),
                 "counts_before": self.counts_before.isoformat() if self.counts_before else None,
                 "decisions_deleted": self.decisions_deleted, "counts_deleted": self.counts_deleted,
-                "batches": self.batches}
+                "batches": self.batches, "days_rolled_up": self.days_rolled_up}
 
 
 def _start_of_day(at: datetime) -> datetime:
@@ -62,6 +75,31 @@ def cutoffs(policy: Policy, now: datetime) -> tuple[datetime, datetime | None]:
 
 def _migrated(conn: Connection) -> bool:
     return inspect(conn).has_table(firewall_decisions.name)
+
+
+DAY_KEY = ("day", "region", "kind", "action")
+
+
+def roll_up(conn: Connection, deleted: Iterable[Sequence[Any]]) -> int:
+    """Add deleted decisions ``(decided_at, region, kind, action)`` to the daily roll-up, in the
+    caller's transaction (the one that deleted them); returns how many roll-up cells were touched."""
+    cells = Counter((_start_of_day(utc(at) or at), region, kind, action) for at, region, kind, action in deleted)
+    if not cells:
+        return 0
+    rows = [dict(zip(DAY_KEY, key, strict=True), count=n) for key, n in cells.items()]
+    t = firewall_decision_days
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        # An atomic increment: a concurrent pruner adding to the same cell cannot lose an update.
+        ins: Any = (sqlite.insert(t) if conn.dialect.name == "sqlite" else postgresql.insert(t))
+        stmt = ins.on_conflict_do_update(index_elements=list(DAY_KEY),
+                                         set_={"count": t.c["count"] + ins.excluded["count"]})
+        conn.execute(stmt, rows)
+    else:  # pragma: no cover - only the two supported backends
+        for row in rows:
+            key = [t.c[k] == row[k] for k in DAY_KEY]
+            if conn.execute(update(t).where(*key).values(count=t.c["count"] + row["count"])).rowcount == 0:
+                conn.execute(t.insert().values(**row))
+    return len(cells)
 
 
 def count_prunable(store: Store, decisions_before: datetime,
@@ -94,15 +132,20 @@ def prune(store: Store, decisions_before: datetime, counts_before: datetime | No
         if not _migrated(conn):
             return PruneResult(decisions_before, counts_before, 0, 0, 0)
     d = firewall_decisions.c
-    deleted = batches = 0
+    deleted = batches = cells = 0
     while should_stop is None or not should_stop.is_set():
         with store.begin() as conn:
             # By primary key through the decided_at index: the same statement on SQLite and
             # PostgreSQL (neither needs DELETE ... LIMIT), touching at most one batch of rows.
             ids = select(d.decision_id).where(d.decided_at < decisions_before).order_by(d.decision_id).limit(batch_size)
-            n = conn.execute(delete(firewall_decisions).where(d.decision_id.in_(ids.scalar_subquery()))).rowcount
+            # RETURNING gives exactly the rows this transaction removed (not those a concurrent
+            # pruner got first), and the roll-up commits or rolls back with the delete.
+            gone = conn.execute(delete(firewall_decisions).where(d.decision_id.in_(ids.scalar_subquery()))
+                                .returning(d.decided_at, d.region, d.kind, d.action)).all()
+            cells += roll_up(conn, gone)
+        n = len(gone)
         batches += 1
-        deleted += max(n, 0)
+        deleted += n
         if n < batch_size:
             break
         if pause_s > 0:
@@ -126,7 +169,7 @@ def prune(store: Store, decisions_before: datetime, counts_before: datetime | No
             counts_deleted += max(n, 0)
             if upto >= counts_before or (should_stop is not None and should_stop.is_set()):
                 break
-    return PruneResult(decisions_before, counts_before, deleted, counts_deleted, batches)
+    return PruneResult(decisions_before, counts_before, deleted, counts_deleted, batches, cells)
 
 
 def prune_by_policy(store: Store, policy: Policy, now: datetime | None = None, *,

@@ -30,3 +30,16 @@ firewall_decision_counts = Table(
     Column("action", String(8), primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+# Pruned marks and blocks, rolled up per UTC day: the statistics' interceptions per day and per
+# region outlive the decision log's retention (anti-fraud centres report year-on-year figures).
+# Each decision is counted either here (pruned) or in firewall_decisions (kept), never in both: the
+# prune deletes a batch and adds it here in one transaction (forewarn.firewall.retention).
+firewall_decision_days = Table(
+    "firewall_decision_days", metadata,
+    Column("day", TS, primary_key=True, doc="UTC midnight starting the day the decisions were taken"),
+    Column("region", String(80), primary_key=True),
+    Column("kind", String(8), primary_key=True, doc="call or sms"),
+    Column("action", String(8), primary_key=True, doc="mark or block"),
+    Column("count", Integer, nullable=False),
+)

@@ -40,6 +40,7 @@ class Fact:
     at: datetime
     region: str
     value: float = 1.0
+    records: int = 1  # how many records it stands for (a day's roll-up of pruned decisions: many)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def show(value: float, support: int, kind: str, public: bool) -> str:
 
 def _cell(facts: list[Fact], kind: str, public: bool) -> Cell:
     value = float(sum(f.value for f in facts))
-    return Cell(value, len(facts), show(value, len(facts), kind, public))
+    support = sum(f.records for f in facts)
+    return Cell(value, support, show(value, support, kind, public))
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -231,7 +233,7 @@ def case_facts(conn: Connection, start: datetime, end: datetime) -> dict[str, li
 
 # --- facts from capabilities that may not be installed ---------------------------------------------
 
-FactSource = Callable[[Connection, datetime, datetime], Iterable[tuple[Any, Any, Any]]]
+FactSource = Callable[[Connection, datetime, datetime], Iterable[tuple[Any, ...]]]
 
 
 def _capability_source(module: str, function: str) -> tuple[FactSource | None, str | None]:
@@ -241,7 +243,8 @@ def _capability_source(module: str, function: str) -> tuple[FactSource | None, s
 
 
 # The capability modules offer these functions (``(conn, start, end) -> iterable of
-# (at, region, value)``); until they do, the metric is reported as unavailable.
+# (at, region, value)`` or ``(at, region, value, records)`` for a fact that stands for several
+# records); until they do, the metric is reported as unavailable.
 CAPABILITY_SOURCES: dict[str, tuple[str, str]] = {
     "interceptions": ("forewarn.firewall.stats", "interception_facts"),
     "false_positive_appeals": ("forewarn.publishing.statistics", "upheld_appeal_facts"),
@@ -291,10 +294,10 @@ def capability_facts(conn: Connection, name: str, start: datetime, end: datetime
         found = list(source(conn, start, end))
     except ImportError as exc:
         return None, f"{exc.name or exc} is not installed on this node"
-    for at, region, value in found:
+    for at, region, value, *records in found:
         when = utc(at)
         assert when is not None
-        facts.append(Fact(when, region or UNASSIGNED, float(value)))
+        facts.append(Fact(when, region or UNASSIGNED, float(value), int(records[0]) if records else 1))
     return facts, None
 
 
@@ -311,7 +314,7 @@ def _metric(name: str, kind: Literal["count", "money"], facts: list[Fact] | None
         by_region[fact.region].append(fact)
     return Metric(name, kind, True, None, _cell(facts, kind, public),
                   {p: _cell(v, kind, public) for p, v in sorted(by_period.items())},
-                  {r: _cell(v, kind, public) for r, v in sorted(by_region.items(), key=lambda kv: -len(kv[1]))})
+                  {r: _cell(v, kind, public) for r, v in sorted(by_region.items(), key=lambda kv: (-sum(f.records for f in kv[1]), kv[0]))})
 
 
 def compute_statistics(conn: Connection, *, start: datetime | None = None, end: datetime | None = None,
