@@ -40,6 +40,34 @@ def _pg_reason() -> str | None:
 PG_SKIP_REASON = _pg_reason()
 
 
+REDIS_TEST_URL = os.environ.get("FOREWARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+_redis_skip: list[str | None] = []  # probed once, on the first test marked ``redis``
+
+
+def redis_skip_reason() -> str | None:
+    """Why tests marked ``redis`` cannot run here (None when Redis answers)."""
+    if not _redis_skip:
+        try:
+            import redis
+        except ImportError:
+            _redis_skip.append("the redis client is not installed (pip install 'forewarn[redis]')")
+        else:
+            try:
+                redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=1).ping()
+                _redis_skip.append(None)
+            except Exception as exc:
+                where = REDIS_TEST_URL.split("@")[-1].removeprefix("redis://")
+                _redis_skip.append(f"Redis unreachable at {where}: {type(exc).__name__}")
+    return _redis_skip[0]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("redis") is not None:
+        reason = redis_skip_reason()
+        if reason:
+            pytest.skip(reason)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

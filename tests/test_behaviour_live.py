@@ -70,19 +70,8 @@ def test_unknown_number_and_bad_window() -> None:
         LiveCounters(window_s=0)
 
 
-def _redis_reason() -> str | None:
-    try:
-        import redis
-    except ImportError:
-        return "redis client not installed (pip install 'forewarn[redis]')"
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        return f"Redis unreachable at 127.0.0.1:6379: {type(exc).__name__}"
-    return None
 
-
-@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+@pytest.mark.redis
 def test_redis_counters_agree_with_batch_and_are_shared(records) -> None:  # type: ignore[no-untyped-def]
     ns = f"fw:test:{uuid.uuid4().hex[:8]}"
     writer = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)
@@ -114,7 +103,7 @@ def test_look_up_of_an_earlier_time_scans_the_window(records) -> None:  # type: 
         _assert_same(live.features(number, at), batch.loc[number], number)
 
 
-@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+@pytest.mark.redis
 async def test_redis_look_up_on_the_event_loop_equals_the_blocking_one(records, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     ns = f"fw:test:{uuid.uuid4().hex[:8]}"
     counters = RedisLiveCounters("redis://127.0.0.1:6379/0", window_s=WINDOW.total_seconds(), namespace=ns)

@@ -254,19 +254,8 @@ async def test_redis_look_ups_from_a_silent_or_absent_server_never_stop_a_decisi
     assert time.monotonic() - started < 0.2 and guarded.lookups_failed == 1
 
 
-def _redis_reason() -> str | None:
-    try:
-        import redis
-    except ImportError:
-        return "redis client not installed (pip install 'forewarn[redis]')"
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        return f"Redis unreachable at 127.0.0.1:6379: {type(exc).__name__}"
-    return None
 
-
-@pytest.mark.skipif(_redis_reason() is not None, reason=_redis_reason() or "")
+@pytest.mark.redis
 async def test_guarded_redis_counters_count_and_answer_on_the_event_loop() -> None:
     import uuid
 

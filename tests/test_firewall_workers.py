@@ -24,20 +24,9 @@ from forewarn.model.indicators import Indicator
 from forewarn.store import open_store
 from forewarn.store import repository as repo
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
-
-def _redis_reason() -> str | None:
-    try:
-        import redis
-    except ImportError:
-        return "the redis client is not installed (pip install 'forewarn[redis]')"
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-    except Exception as exc:
-        return f"Redis unreachable at 127.0.0.1:6379: {type(exc).__name__}"
-    return None
 
 
 def _free_port() -> int:
@@ -48,9 +37,6 @@ def _free_port() -> int:
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str], str]]:
-    reason = _redis_reason()
-    if reason:
-        pytest.skip(reason)
     settings = load_settings(tmp_path / "node", country="CN")
     store = open_store(settings)
     with store.begin() as conn:

@@ -131,6 +131,28 @@ def _dec(counts: dict[Any, int], key: Any) -> bool:
     return True
 
 
+def _from_counts(c: Sequence[int]) -> dict[str, float]:
+    """The live features from counts, in the look-up script's order (in process: ``counted``)."""
+    (n_out, n_in, distinct, short, unans, ring, night, intl, roam, roam_home, spoof, n_cb, n_first, n_hours,
+     n_intl_in, imeis, cells, sms_out, sms_in) = (int(v) for v in c)
+    nan = float("nan")
+    return {
+        "calls_out": float(n_out), "calls_in": float(n_in), "distinct_callees": float(distinct),
+        "short_call_share": short / n_out if n_out else nan,
+        "unanswered_share": unans / n_out if n_out else nan,
+        "one_ring_share": ring / n_out if n_out else nan,
+        "callback_rate": n_cb / distinct if distinct else nan,
+        "first_time_callee_share": n_first / distinct if distinct else nan,
+        "distinct_callees_per_hour": distinct / n_hours if n_hours else nan,
+        "night_share": night / n_out if n_out else nan, "intl_share": intl / n_out if n_out else nan,
+        "intl_in_share": n_intl_in / n_in if n_in else nan,
+        "roaming_share": roam / n_out if n_out else nan,
+        "roaming_home_share": roam_home / n_out if n_out else nan, "spoofed_cli_calls": float(spoof),
+        "imei_count": float(imeis), "cell_count": float(cells),
+        "sms_out": float(sms_out), "sms_in": float(sms_in),
+    }
+
+
 class _NumberState:
     """One number's window: events waiting to be folded, folded events still in the window, and
     running counters over the folded ones (so a look-up is O(1) after the fold).
@@ -254,24 +276,11 @@ class _NumberState:
 
     def counted(self) -> dict[str, float]:
         """The live features from the running counters (window = the folded, unevicted events)."""
-        n_out, n_in, distinct = len(self.win_out), len(self.win_in), len(self.callees)
         short, unans, ring, night, intl, roam, roam_home, spoof = self.flags
-        nan = float("nan")
-        return {
-            "calls_out": float(n_out), "calls_in": float(n_in), "distinct_callees": float(distinct),
-            "short_call_share": short / n_out if n_out else nan,
-            "unanswered_share": unans / n_out if n_out else nan,
-            "one_ring_share": ring / n_out if n_out else nan,
-            "callback_rate": self.n_cb / distinct if distinct else nan,
-            "first_time_callee_share": len(self.firsts) / distinct if distinct else nan,
-            "distinct_callees_per_hour": distinct / len(self.hours) if self.hours else nan,
-            "night_share": night / n_out if n_out else nan, "intl_share": intl / n_out if n_out else nan,
-            "intl_in_share": self.n_intl_in / n_in if n_in else nan,
-            "roaming_share": roam / n_out if n_out else nan,
-            "roaming_home_share": roam_home / n_out if n_out else nan, "spoofed_cli_calls": float(spoof),
-            "imei_count": float(len(self.imeis)), "cell_count": float(len(self.cells)),
-            "sms_out": float(len(self.sms_out)), "sms_in": float(len(self.sms_in)),
-        }
+        return _from_counts((len(self.win_out), len(self.win_in), len(self.callees), short, unans, ring, night,
+                             intl, roam, roam_home, spoof, self.n_cb, len(self.firsts), len(self.hours),
+                             self.n_intl_in, len(self.imeis), len(self.cells), len(self.sms_out),
+                             len(self.sms_in)))
 
 
 def _empty_features() -> dict[str, float]:
@@ -558,26 +567,6 @@ def _call_flags(t: float, duration_s: float, ring_s: float | None, ingress: str,
         roam, roam and same, ingress == "international" and same))
 
 
-def _from_counts(c: Sequence[int]) -> dict[str, float]:
-    """The live features from the look-up script's counts (the same divisions as ``counted``)."""
-    (n_out, n_in, distinct, short, unans, ring, night, intl, roam, roam_home, spoof, n_cb, n_first, n_hours,
-     n_intl_in, imeis, cells, sms_out, sms_in) = (int(v) for v in c)
-    nan = float("nan")
-    return {
-        "calls_out": float(n_out), "calls_in": float(n_in), "distinct_callees": float(distinct),
-        "short_call_share": short / n_out if n_out else nan,
-        "unanswered_share": unans / n_out if n_out else nan,
-        "one_ring_share": ring / n_out if n_out else nan,
-        "callback_rate": n_cb / distinct if distinct else nan,
-        "first_time_callee_share": n_first / distinct if distinct else nan,
-        "distinct_callees_per_hour": distinct / n_hours if n_hours else nan,
-        "night_share": night / n_out if n_out else nan, "intl_share": intl / n_out if n_out else nan,
-        "intl_in_share": n_intl_in / n_in if n_in else nan,
-        "roaming_share": roam / n_out if n_out else nan,
-        "roaming_home_share": roam_home / n_out if n_out else nan, "spoofed_cli_calls": float(spoof),
-        "imei_count": float(imeis), "cell_count": float(cells),
-        "sms_out": float(sms_out), "sms_in": float(sms_in),
-    }
 
 
 def _opt(value: str | None) -> str:
