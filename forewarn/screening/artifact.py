@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from forewarn.screening import features
 from forewarn.screening.features import DENSE_CODES, HASH_BITS
 
 FRAUD_BITS = 16
@@ -50,7 +51,8 @@ class Artifact:
         self.w_cat = np.ascontiguousarray(self.w_cat, dtype=np.float32)
 
     def save(self, path: Path) -> None:
-        header = {"format": FORMAT_VERSION, "hash_bits": HASH_BITS, "fraud_bits": FRAUD_BITS, "cat_bits": CAT_BITS,
+        header = {"format": FORMAT_VERSION, "hash_bits": HASH_BITS, "length_power": features.LENGTH_POWER,
+                  "fraud_bits": FRAUD_BITS, "cat_bits": CAT_BITS,
                   "dense_codes": list(DENSE_CODES), "categories": self.categories, "b_bin": self.b_bin,
                   "platt": list(self.platt), "b_fraud": self.b_fraud, "threshold": self.threshold,
                   "call_threshold": self.call_threshold, "meta": self.meta}
@@ -71,7 +73,7 @@ class Artifact:
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"cannot read screening model {path}: {exc}") from None
         if header.get("format") != FORMAT_VERSION or header.get("dense_codes") != list(DENSE_CODES) \
-                or header.get("hash_bits") != HASH_BITS:
+                or header.get("hash_bits") != HASH_BITS or header.get("length_power", 0.5) != features.LENGTH_POWER:
             raise ArtifactError(f"screening model {path} was trained with other features; retrain it "
                                 "with `forewarn train screener`")
         return cls(arrays["w_bin"].astype(np.float64), arrays["d_bin"].astype(np.float64), float(header["b_bin"]),

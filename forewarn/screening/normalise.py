@@ -2,7 +2,8 @@
 
 Undoes the tricks scammers use to slip past filters: compatibility forms (full-width, styled
 maths letters) via NFKC, zero-width and control characters, Cyrillic/Greek look-alike letters,
-defanged links (``hxxp``, ``[.]``, ``(dot)``), letters spaced or dotted apart
+defanged links (``hxxp``, ``[.]``, ``(dot)``), links that lost their dots (``bit ly/x``,
+``www xyz com``, ``http phlinks center``, ``bank-verify .com``), letters spaced or dotted apart
 (``w w w . x y z``, ``c.l.i.c.k``) and leetspeak inside words (``acc0unt``). It also reports
 *which* tricks it saw as cue codes (``obfuscation.*``): using a trick is itself a signal.
 """
@@ -65,6 +66,41 @@ _DEFANG = [
     (re.compile(r"(?<=[A-Za-z0-9])\s+(?:dot|DOT|Dot)\s+(?=(?:com|net|org|xyz|top|vip|info|co|me|io|ly|cc|link|site|online|shop|club|app|[a-z]{2})\b)"), "."),
     (re.compile(r"(?<=[A-Za-z0-9])\s*。\s*(?=[A-Za-z]{2,})"), "."),
 ]
+# Links that lost their dots: "bit ly/abc", "bit. ly/abc", "www xyz com", "http phlinks center",
+# "bank-verify .com". (Preprocessed corpora and speech-to-text lose them too; the repair is the
+# same, the cue says the link was written that way.) Three shapes, each anchored on something a
+# sentence rarely holds: a scheme or "www" followed by labels up to a top-level domain; a known
+# shortener's two labels; a name and a top-level domain with a space around the dot, or a space
+# for the dot before a path.
+# Every separator holds a space, or is a dot with a space before it: what the batch pre-check
+# in normalise_many looks for. (ASCII-only matching, so no letter outside ASCII stands for a-z.)
+_LOST_SEP = r"(?:\s+dot\s+|\s*[.,]\s+|\s+\.\s*|\s+)"
+_LINK_TLDS = ("com|net|org|info|biz|xyz|top|vip|icu|site|online|shop|store|club|link|click|live|fun|cc|ws|io|me|app"
+              "|asia|center|money|cash|win|bet|pro|tk|ml|ga|cf|gq|pw|buzz|cyou|sbs|cfd|bond|monster|work|today"
+              "|ph|id|vn|my|th|sg|kh|la|mm|cn|hk|tw|mo|us|uk|au|in|co|ly|gl|to|gd|gy|tv|cz|ru|fr|de|jp|kr|edu|gov")
+_LINK_TLD_SET = frozenset(_LINK_TLDS.split("|"))
+# With only a space for the dot ("bank-verify com/x"), only domains no word is: "see me/you",
+# "go online/offline", "rb info/sms" stay. A space before the dot and none after it
+# ("bank-verify .com") is no sentence punctuation, but "user .today", "petugas .info:" are.
+_WORDLESS_TLDS = "com|net|org|xyz|vip|icu|ly|gl|cc"
+_SPACED_DOT_TLDS = "com|net|org|xyz|top|vip|icu|site|online|shop|club|link|click|ly|gl|cc|ph|vn|th|sg|kh|cn|mm"
+_SECOND_LEVEL = frozenset({"com", "net", "org", "edu", "gov", "co", "ac", "or", "go", "in"})
+_COUNTRY = frozenset({"ph", "id", "vn", "my", "th", "sg", "kh", "la", "mm", "cn", "hk", "tw", "mo", "uk", "au",
+                      "in", "jp", "kr"})
+_LINK_ANCHOR = re.compile(r"(?ai)\b(?:(https?)\s+|(www)(?=\s|[.,]\s))")
+_LINK_LABEL_BARE = re.compile(r"(?ai)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?![\w-])")
+_LINK_LABEL = re.compile(rf"(?ai)({_LOST_SEP}|\.)([a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?)(?![\w-])")
+_SHORTENER_PAIRS = ("bit.ly", "bit.do", "bitly.com", "tinyurl.com", "goo.gl", "is.gd", "ow.ly", "cutt.ly", "s.id",
+                    "rb.gy", "shorturl.at", "tiny.cc", "t.ly", "rebrand.ly", "t.co", "v.gd", "lnkd.in", "buff.ly",
+                    "adf.ly", "reurl.cc", "dwz.cn", "t.cn", "suo.im", "short.gy", "surl.li", "linktr.ee",
+                    "wa.me", "t.me", "line.me", "ouo.io", "shorturl.asia", "tiny.one")
+# Only with a path after it: "a bit. Ly said" is no link, "bit ly/3xYz" is.
+_SHORTENER_LOST = re.compile(
+    r"(?ai)(?<![\w.-])(?:" + "|".join(
+        rf"({a}){_LOST_SEP}({b})(?=/\w)"
+        for a, b in (pair.split(".") for pair in _SHORTENER_PAIRS)) + ")")
+_SPACED_DOT_DOMAIN = re.compile(
+    rf"(?ai)(?<![\w.-])((?:[a-z0-9-]+\.)*[a-z0-9-]*[a-z][a-z0-9-]*)(?:(\s+\.)({_SPACED_DOT_TLDS})(?![\w-])|(\.\s+|\s+)({_WORDLESS_TLDS})(?=/\w))")
 _DEFANG_HINT = re.compile(r"(?i)hxxp|h\*\*p|\[\s*[.:]\s*\]|\(\s*[.:]\s*\)|[\[({<]\s*(?:dot|点)\s*[\])}>]|\sdot\s")
 # Runs of four or more single characters separated by single spaces: "w w w . x y z", "点 击 链 接".
 _SPACED = re.compile(r"(?<!\S)(?:[^\W_]|\.)(?: (?:[^\W_]|\.)){3,}(?!\S)")
@@ -96,6 +132,85 @@ class Normalised:
     clean: str
     folded: str
     tricks: tuple[str, ...]
+
+
+def _mark_free_table() -> dict[int, str]:
+    """Each precomposed Latin letter with marks (Latin-1 to Latin Extended-B, Latin Extended
+    Additional: all of Vietnamese) -> its base letter, one character for one, so offsets and
+    word boundaries are unchanged. Letters that do not decompose to an ASCII letter (æ, ø, ß)
+    stay."""
+    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "D", ord("ı"): "i"}
+    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        base = unicodedata.normalize("NFD", chr(cp))
+        if len(base) > 1 and base[0].isascii() and base[0].isalpha() \
+                and all(unicodedata.combining(c) for c in base[1:]):
+            table[cp] = base[0]
+    return table
+
+
+_MARK_FREE = _mark_free_table()
+_HAS_MARKED = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
+
+
+def strip_marks(text: str) -> str:
+    """``text`` with the tone and vowel marks of Latin letters removed, one character for one
+    ("xác minh tài khoản" -> "xac minh tai khoan"): the form of Vietnamese typed on phones without a
+    Vietnamese keyboard. Other scripts are untouched (Thai, Burmese, Khmer and Lao marks are
+    separate characters outside these ranges)."""
+    return text.translate(_MARK_FREE) if _HAS_MARKED.search(text) else text
+
+
+def _relink_anchored(text: str) -> str:
+    """"http phlinks center x" -> "http://phlinks.center x", "www bdo com ph" -> "www.bdo.com.ph":
+    after a scheme or "www", the labels up to the first top-level domain (and a country code after
+    com, co, ...) are joined by dots, when at least one dot (or the "://") was lost on the way."""
+    out: list[str] = []
+    last = pos = 0
+    while (m := _LINK_ANCHOR.search(text, pos)) is not None:
+        pos = m.end()
+        scheme = m.group(1)
+        if scheme:
+            first = _LINK_LABEL_BARE.match(text, m.end())
+            if first is None:
+                continue
+            labels, at, lost = [first.group(1)], first.end(), "/" not in m.group(0)
+        else:
+            labels, at, lost = ["www"], m.end(2), False
+        end = None
+        while end is None and len(labels) < 6 and (step := _LINK_LABEL.match(text, at)) is not None:
+            lost = lost or step.group(1) != "."
+            labels.append(step.group(2))
+            at = step.end()
+            names = len(labels) - 1 - (labels[0].lower() == "www")
+            if labels[-1].lower() in _LINK_TLD_SET and names >= 1:
+                nxt = _LINK_LABEL.match(text, at)
+                if nxt is not None and labels[-1].lower() in _SECOND_LEVEL and nxt.group(2).lower() in _COUNTRY:
+                    lost = lost or nxt.group(1) != "."
+                    labels.append(nxt.group(2))
+                    at = nxt.end()
+                end = at
+        if end is None or not lost:
+            continue
+        out.append(text[last:m.start()])
+        out.append(f"{scheme}://{'.'.join(labels)}" if scheme else ".".join(labels))
+        last = pos = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _may_have_lost_dots(text: str) -> bool:
+    """Whether :func:`_relink` could change ``text`` (cheap; may say yes when it would not)."""
+    low = text.lower()
+    return "www" in low or "http" in low or " ." in text or "/" in text
+
+
+def _relink(text: str) -> str:
+    """Links that lost their dots, written back with them (see ``_LOST_SEP``)."""
+    text = _relink_anchored(text)
+    text = _SHORTENER_LOST.sub(lambda m: ".".join(g for g in m.groups() if g is not None), text)
+    return _SPACED_DOT_DOMAIN.sub(lambda m: f"{m.group(1)}.{m.group(3) or m.group(5)}", text)
 
 
 def _collapse_spaced(match: re.Match[str]) -> str:
@@ -162,6 +277,11 @@ def normalise(text: str) -> Normalised:
             text = pattern.sub(repl, text)
         if text != before:
             tricks.append("obfuscation.defanged")
+    if " " in text and _may_have_lost_dots(text):
+        relinked = _relink(text)
+        if relinked != text:
+            tricks.append("obfuscation.link_spaced")
+            text = relinked
     collapsed = text
     if " " in text and _SPACED_PRE.search(text):
         collapsed = _SPACED.sub(_collapse_spaced, collapsed)
@@ -249,6 +369,11 @@ def normalise_many(texts: Sequence[str]) -> NormalisedBatch:
     for i in hinted:
         if not exact[i] and _DEFANG_HINT.search(texts[i]):
             exact[i] = True
+    # Links that lost their dots: what every change _relink makes starts with (its patterns are
+    # ASCII-only): "www" then a space, or a dot or comma and a space; "http" or "https" then a
+    # space; a space then a dot; a space, two to seven letters and a slash ("bit ly/x").
+    for i in batch.docs(_lost_dot_positions(cp, flags, length)):
+        exact[i] = True
     # Letters spaced apart: " x y " somewhere (what _SPACED_PRE looks for).
     space = np.flatnonzero(cp == 32)
     space = space[space + 4 < length]
@@ -291,6 +416,35 @@ def normalise_many(texts: Sequence[str]) -> NormalisedBatch:
         norm = normalise(original[i])
         clean[i], folded[i], tricks[i] = norm.clean, norm.folded, norm.tricks
     return NormalisedBatch(clean, folded, tricks)
+
+
+def _lost_dot_positions(cp: np.ndarray, flags: np.ndarray, length: int) -> np.ndarray:
+    """Positions in a joined batch where a link that lost its dots may start (see normalise_many)."""
+    low = cp | 0x20
+    space = cp == 32
+
+    def on(mask: np.ndarray, k: int) -> np.ndarray:
+        """``mask`` read ``k`` characters further on (False past the end)."""
+        out = np.zeros(length, dtype=bool)
+        out[: max(length - k, 0)] = mask[k:]
+        return out
+
+    def char(k: int, c: str) -> np.ndarray:
+        return on(low == ord(c), k)
+
+    sep_after = space | (((cp == 46) | (cp == 44)) & on(space, 1))
+    www = char(0, "w") & char(1, "w") & char(2, "w") & on(sep_after, 3)
+    http = char(0, "h") & char(1, "t") & char(2, "t") & char(3, "p") & (on(space, 4) | (char(4, "s") & on(space, 5)))
+    space_dot = space & on(cp == 46, 1)
+    hits = [np.flatnonzero(www | http | space_dot)]
+    slash = np.flatnonzero(cp == 47)
+    letter = flags & LETTER_ASCII != 0
+    run = np.ones(len(slash), dtype=bool)
+    for k in range(1, 8):
+        run &= (slash - k >= 0) & letter[np.maximum(slash - k, 0)]
+        if k >= 2:
+            hits.append(slash[run & (slash - k - 1 >= 0) & space[np.maximum(slash - k - 1, 0)]])
+    return np.concatenate(hits)
 
 
 def _nfkc_match(match: re.Match[str]) -> str:

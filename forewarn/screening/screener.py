@@ -116,7 +116,7 @@ class Screener:
 
     def _linear_heads(self, folded: Sequence[str], dense: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int, np.ndarray, np.ndarray]]]:
-        """P(fraud or spam), P(fraud | positive), 1/sqrt(n-gram count), and the n-gram buckets
+        """P(fraud or spam), P(fraud | positive), the length scale of the n-gram counts, and the n-gram buckets
         of each block of messages (for the scam-type head)."""
         a = self.artifact
         size = len(folded)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forewarn.screening import features as _features
 from forewarn.screening.artifact import CAT_BITS, FRAUD_BITS, Artifact
 from forewarn.screening.calls import CallScreener, split_turns
 from forewarn.screening.features import DENSE_CODES, Prepared, design_matrix, hashed_batch, prepare_many
@@ -710,10 +711,15 @@ rows the model did not train on.
 
 ## Model
 - Fraud-or-spam vs ham, in two stages. (1) A logistic regression over hashed character 1–4-grams
-  (2^18 buckets) of the normalised text. (2) A logistic *stack* over that model's raw score plus
-  {len(DENSE_CODES)} language-agnostic features: cue flags from the ten-language lexicons, indicator
+  (2^18 buckets) of the normalised text, counts divided by (n-gram count)^{_features.LENGTH_POWER}
+  ({'the n-gram score is a mean weight: the same wording scores the same in a short or a long message'
+    if _features.LENGTH_POWER >= 1.0 else 'longer messages get larger n-gram scores for the same wording'}).
+  (2) A logistic *stack* over that model's raw score plus
+  {len(DENSE_CODES)} language-agnostic features: cue flags from the ten-language lexicons (every
+  term counts, also inside a longer term; Latin terms also match without tone marks), indicator
   flags (link, shortener, look-alike, IP host, risky TLD, bait-word host, no https, APK, phone,
-  money amount, crypto wallet), obfuscation tricks, counts of distinct risk cues and pairs of cue
+  money amount, crypto wallet; links whose dots were lost or spaced out are read as links),
+  obfuscation tricks, counts of distinct risk cues and pairs of cue
   families (act + link, authority + money, code request + authority, lure + link, ...). The stack
   is fitted on *out-of-set* n-gram scores (each set scored by a model trained without it) and
   within-set out-of-fold scores (weight {meta_recipe['stack_within_weight']} relative to out-of-set
@@ -793,8 +799,11 @@ other languages. These are the closest proxy here for corpora the system has nev
 - Written examples are ours: their style is narrower than real traffic, and held-out written
   templates are easier than an unseen corpus (compare kb_written with the leave-one-set-out rows).
 - Code-switching (Taglish, Manglish, English brand names inside Thai or Vietnamese) is covered by cue
-  terms and written examples in mixed language; Vietnamese without diacritics by cue terms and
-  training variants. Romanised Thai, Khmer, Lao and Burmese are not covered.
+  terms and written examples in mixed language; Vietnamese without diacritics (wholly or partly) by
+  matching every text's cues also with the marks removed, and by training variants. Romanised Thai,
+  Khmer, Lao and Burmese are not covered.
+- Cue terms and written examples come from the same team: `no_written_L→written_L` leaves out the
+  examples but not the cue terms written alongside them, so it flatters the cues somewhat.
 - zh_telecom_fraud_texts labels registered marketing as ham while the English sets label marketing as
   spam; the knowledge base follows each market's practice (registered 【brand】 marketing with 退订 is ham).
 - tl_sms_preprocessed is lower-cased with stop-words removed, unlike real messages.
