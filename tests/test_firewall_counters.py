@@ -302,3 +302,39 @@ async def test_a_known_bad_number_never_waits_on_the_network_on_the_event_loop(f
     assert guarded.lookups_ok + guarded.lookups_failed == 0
     grey = await on_loop.decide_call_async(GREY, CALLEE, observe=False)  # not blocking: counters asked
     assert "counters.unavailable" in grey.reasons and guarded.lookups_failed == 1
+
+
+@pytest.mark.redis
+async def test_look_ups_of_one_loop_turn_go_out_in_one_write() -> None:
+    """Concurrent look-ups (the requests of one turn of the loop) share one socket write, and each
+    still gets its own answer; a lost connection never replays what it had not sent."""
+    import uuid
+
+    from forewarn.behaviour.live import RedisLiveCounters
+
+    source = RedisLiveCounters("redis://127.0.0.1:6379/0", namespace=f"fw:test:{uuid.uuid4().hex[:8]}")
+    try:
+        source.observe_attempts([("call", "+8613512345678", f"+86137{i:08d}", T0 + i, "domestic", "CN", "CN")
+                                 for i in range(3)])
+        at = datetime.fromtimestamp(T0 + 10, UTC)
+        await source.features_async("+8613500000000", at, deadline_s=1.0)  # connects
+        conn = source._async
+        assert conn is not None
+        writes: list[bytes] = []
+        write = conn._transport.write
+        conn._transport.write = lambda data: (writes.append(data), write(data))[1]
+        numbers = ["+8613512345678" if i % 2 else f"+86135{i:08d}" for i in range(10)]
+        feats = await asyncio.gather(*[source.features_async(n, at, deadline_s=1.0) for n in numbers])
+        assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 10
+        assert [f["calls_out"] for f in feats] == [3.0 if i % 2 else 0.0 for i in range(10)]
+        pending = asyncio.ensure_future(source.features_async("+8613512345678", at, deadline_s=1.0))
+        await asyncio.sleep(0)  # queued, not yet written
+        assert conn._unsent
+        conn._transport.close()
+        with pytest.raises(ConnectionError):
+            await pending
+        assert not conn._unsent
+        assert (await source.features_async("+8613512345678", at, deadline_s=1.0))["calls_out"] == 3.0
+        await source.aclose()
+    finally:
+        source.clear()

@@ -185,3 +185,30 @@ def test_statistics_count_interceptions_per_region_with_public_suppression(store
     assert {r: c.value for r, c in internal.by_region.items()} == {"CN": 6, "CN-GD": 1}
     assert sum(c.value for c in internal.by_period.values()) == 7
     assert public.by_region["CN-GD"].shown == f"<{S.SMALL_COUNT}" and public.by_region["CN"].shown == "6"
+
+
+def test_the_background_flusher_writes_in_slices_and_loses_nothing(store: Any) -> None:
+    """The flusher thread pauses between slices (so that a worker's event loop is never held up for
+    a whole flush) and still writes every decision, in one transaction with the counts."""
+    log = DecisionLog(store, flush_s=0.05)
+    log.yield_every, log.pause_s = 10, 0.01
+    now = time.time()
+    for i in range(35):
+        log.record(now, "call", "block", f"+8613{i:09d}", "+8613700000000", "CN", ("reputation.listed",), 90.0, "zh")
+    started = time.monotonic()
+    log.start()
+    try:
+        while log.written < 35 and time.monotonic() - started < 5:
+            time.sleep(0.01)
+    finally:
+        log.close()
+    assert log.written == 35 and time.monotonic() - started >= 0.03  # three pauses between four slices
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(firewall_decisions)).scalar_one() == 35
+        assert decision_counts(conn)["call"]["block"] == 35
+    slices = DecisionLog(store)  # a flush outside the flusher (shutdown, tests) does not pause
+    slices.yield_every, slices.pause_s = 1, 1.0
+    slices.record(now, "call", "block", "+8613500000001", "+8613700000000", "CN", (), 90.0, "zh")
+    slices.record(now, "call", "block", "+8613500000002", "+8613700000000", "CN", (), 90.0, "zh")
+    started = time.monotonic()
+    assert slices.flush() == 2 and time.monotonic() - started < 0.5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from datetime import datetime
@@ -24,6 +25,7 @@ from forewarn.firewall.engine import Firewall
 from forewarn.firewall.policy import Policy, load_policy
 from forewarn.firewall.retention import RetentionPruner
 from forewarn.firewall.screening import ContentScreener, default_screener
+from forewarn.firewall.stalls import StallMonitor
 from forewarn.model.indicators import utcnow
 from forewarn.reputation.index import ReputationIndex, ReputationSnapshot
 from forewarn.reputation.loader import load_snapshot, store_fingerprint
@@ -119,6 +121,7 @@ class FirewallService:
         self.firewall.decision_log = decision_log
         self.index.refresh()
         self.guarded_counters = guarded
+        self.stall_monitor: StallMonitor | None = None  # FOREWARN_STALL_LOG, see prepare_worker
         # The decision log's retention is applied by the long-running part: the index publisher
         # when there is one (``forewarn firewall serve``), else this service when it logs decisions.
         if prune is None:
@@ -176,6 +179,8 @@ class FirewallService:
         return self.decision_log.flush() if self.decision_log is not None else 0
 
     def close(self) -> None:
+        if self.stall_monitor is not None:
+            self.stall_monitor.write()
         self.index.stop()
         if self.pruner is not None:
             self.pruner.stop()
@@ -208,6 +213,7 @@ def service_for(state: Any, settings: Settings, store: Store) -> FirewallService
 # each worker builds its firewall at start-up rather than on the first decision.
 INDEX_ENV = "FOREWARN_FIREWALL_INDEX"
 PRELOAD_ENV = "FOREWARN_FIREWALL_PRELOAD"
+SWITCH_INTERVAL_S = 0.0005
 
 
 def preload_requested() -> bool:
@@ -224,6 +230,17 @@ def prepare_worker(state: Any, settings: Settings, store: Store) -> FirewallServ
     svc = service_for(state, settings, store)
     gc.collect()
     gc.freeze()
+    # The worker's background threads (decision-log flush, index poll, key re-checks) hold the
+    # interpreter for milliseconds of Python at a time; the event loop waking for a request waits
+    # for it up to the switch interval (5 ms by default) each time. A short interval bounds that wait.
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+    from forewarn.firewall.stalls import start_if_requested
+
+    monitor = svc.stall_monitor = start_if_requested()
+    if monitor is not None:  # the periodic jobs of a worker, timed to be matched with the stalls
+        if svc.decision_log is not None:
+            svc.decision_log.flush = monitor.time_job("decision-log flush", svc.decision_log.flush)  # type: ignore[method-assign]
+        svc.index.refresh = monitor.time_job("index refresh", svc.index.refresh)  # type: ignore[method-assign]
     return svc
 
 
