@@ -140,3 +140,19 @@ def api_key(store: Store) -> Callable[[str], dict[str, str]]:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Iterator[tuple[object, object, object, object]]:
+    """Two federation demo nodes, CN and TH, each with its API in process: (cn, th, transport to
+    CN's API, transport to TH's API), for pulls and pushes over TAXII without a network."""
+    from forewarn.api.app import create_app
+    from forewarn.federation import demo
+
+    cn, th = demo.setup_nodes(["cn", "th"], tmp_path)
+    apps = [TestClient(create_app(n.settings, store=n.store), raise_server_exceptions=False) for n in (cn, th)]
+    yield cn, th, apps[0]._transport, apps[1]._transport
+    for app in apps:
+        app.close()
+    cn.store.close()
+    th.store.close()

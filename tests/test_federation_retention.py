@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from forewarn.api.app import create_app
 from forewarn.federation import client as fed_client
-from forewarn.federation import demo, inbox, outbox
+from forewarn.federation import inbox, outbox
 from forewarn.federation.policy import parse_policy
 from forewarn.federation.tables import federation_inbox
 from forewarn.model.indicators import Indicator, utcnow
@@ -99,19 +97,9 @@ def test_without_our_policy_only_the_senders_marking_counts(any_store: Store) ->
         assert inbox.apply_retention(conn, None, utcnow() + timedelta(days=91)).inbox == 1
 
 
-@pytest.fixture
-def linked(tmp_path: Path) -> Any:
-    cn, th = demo.setup_nodes(["cn", "th"], tmp_path)
-    apps = [TestClient(create_app(n.settings, store=n.store), raise_server_exceptions=False) for n in (cn, th)]
-    yield cn, th, apps[0]._transport
-    for app in apps:
-        app.close()
-    cn.store.close()
-    th.store.close()
-
 
 def test_every_pull_applies_retention(linked: Any) -> None:
-    cn, th, transport = linked
+    cn, th, transport, _ = linked
     with cn.store.begin() as conn:
         for i in range(6):
             repo.upsert_indicator(conn, Indicator(type="phone", value=f"+6681666{i:04d}", confidence=80, source="d",

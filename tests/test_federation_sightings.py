@@ -4,16 +4,12 @@ as a sighting of its indicator, once per decision, and raises the sightings coun
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from forewarn.api.app import create_app
 from forewarn.federation import client as fed_client
-from forewarn.federation import demo, outbox
+from forewarn.federation import outbox
 from forewarn.federation.tables import federation_sightings
 from forewarn.firewall.tables import firewall_decisions
 from forewarn.model.indicators import Indicator, utcnow
@@ -23,16 +19,6 @@ from forewarn.store import schema as t
 
 LISTED = "+66817770001"
 
-
-@pytest.fixture
-def linked(tmp_path: Path) -> Any:
-    cn, th = demo.setup_nodes(["cn", "th"], tmp_path)
-    apps = [TestClient(create_app(n.settings, store=n.store), raise_server_exceptions=False) for n in (cn, th)]
-    yield cn, th, apps[0]._transport, apps[1]._transport
-    for app in apps:
-        app.close()
-    cn.store.close()
-    th.store.close()
 
 
 def _decide(store: Store, source: str, n: int, reasons: list[str]) -> None:

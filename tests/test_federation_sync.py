@@ -10,18 +10,15 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import stix2
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from forewarn.api.app import create_app
 from forewarn.federation import client as fed_client
 from forewarn.federation import demo, inbox, outbox
 from forewarn.federation import stix as fs
@@ -214,16 +211,6 @@ def test_a_bad_object_in_a_batch_is_rejected_alone(any_store: Store) -> None:
 
 
 # --- pulls over TAXII ----------------------------------------------------------------------------
-
-@pytest.fixture
-def linked(tmp_path: Path) -> Any:
-    cn, th = demo.setup_nodes(["cn", "th"], tmp_path)
-    apps = [TestClient(create_app(n.settings, store=n.store), raise_server_exceptions=False) for n in (cn, th)]
-    yield cn, th, apps[0]._transport, apps[1]._transport
-    for app in apps:
-        app.close()
-    cn.store.close()
-    th.store.close()
 
 
 def _th_state(th: demo.RunningNode) -> tuple[int, int, int, str | None]:
