@@ -134,7 +134,7 @@ def _dec(counts: dict[Any, int], key: Any) -> bool:
 def _from_counts(c: Sequence[int]) -> dict[str, float]:
     """The live features from counts, in the look-up script's order (in process: ``counted``)."""
     (n_out, n_in, distinct, short, unans, ring, night, intl, roam, roam_home, spoof, n_cb, n_first, n_hours,
-     n_intl_in, imeis, cells, sms_out, sms_in) = (int(v) for v in c)
+     n_intl_in, imeis, cells, sms_out, sms_in) = c  # integers (Redis answers a Lua table of them as such)
     nan = float("nan")
     return {
         "calls_out": float(n_out), "calls_in": float(n_in), "distinct_callees": float(distinct),
