@@ -1,8 +1,9 @@
 """A diagnostic for served firewall workers: what holds up the event loop.
 
 Enabled by ``FOREWARN_STALL_LOG=<directory>`` (off by default: it costs a thread waking every
-millisecond, and sampling stacks during a stall lengthens it a little). A callback on the loop beats every millisecond; a watchdog thread notices when the
-beat is late by more than ``FOREWARN_STALL_MS`` (default 3) and samples, while the loop stays late,
+millisecond, and sampling stacks during a stall lengthens it a little). A callback on the loop
+beats every millisecond; a watchdog thread notices when the beat is late by more than
+``FOREWARN_STALL_MS`` (default 3) and samples, while the loop stays late,
 the stack of every thread (who holds the interpreter, and where the loop thread is). Garbage
 collections are timed through ``gc.callbacks``. At exit each worker writes
 ``<directory>/stalls-<pid>.txt``: the stalls (start, length), the collections over 1 ms and the
