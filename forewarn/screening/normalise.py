@@ -277,6 +277,10 @@ def normalise(text: str) -> Normalised:
             text = pattern.sub(repl, text)
         if text != before:
             tricks.append("obfuscation.defanged")
+    if "  " in text or text[:1] == " " or text[-1:] == " ":
+        # Runs of spaces tidied before the spacing repairs, not after: they look for single spaces,
+        # so a text tidied only at the end would be repaired further when normalised again.
+        text = " ".join(text.split())
     if " " in text and _may_have_lost_dots(text):
         relinked = _relink(text)
         if relinked != text:
@@ -392,7 +396,7 @@ def normalise_many(texts: Sequence[str]) -> NormalisedBatch:
                 and _DOTTED.search(text):
             exact[i] = True
 
-    # Printable texts have no whitespace but the space: tidy those with a double, leading or
+    # Printable texts have no whitespace but the space: find those with a double, leading or
     # trailing one. Leetspeak needs a digit or symbol right after a letter.
     if length:
         starts = batch.starts
@@ -402,9 +406,11 @@ def normalise_many(texts: Sequence[str]) -> NormalisedBatch:
     leet = leet[leet >= 1]
     leety = batch.docs(leet[flags[leet - 1] & LETTER_ASCII != 0])
 
-    clean = texts
+    # A double, leading or trailing space: normalise tidies it before its spacing repairs, which
+    # the tidied text may then need ("a  b  c  d"), so those texts take the exact path.
     for i in untidy:
-        clean[i] = " ".join(clean[i].split())
+        exact[i] = True
+    clean = texts
     folded = [text.lower() if bits & CASED else text for text, bits in zip(clean, per_text, strict=True)]
     tricks: list[tuple[str, ...]] = [()] * n
     for i in leety:
