@@ -766,9 +766,13 @@ class RedisLiveCounters:
         keys += (f"{self.ns}:smo:{sender}", f"{self.ns}:smi:{recipient}")
         args += ("s", repr(t), event_id)
 
+    def _observe_args(self, args: list[Any]) -> list[Any]:
+        """The observe script's arguments: the window, the window keys' TTL, the history TTL, then events."""
+        return [self.window_s, int(self.window_s) + 60, self._ttl, *args]
+
     def _run_observe(self, keys: list[str], args: list[Any]) -> None:
         if keys:
-            self._observe(keys=keys, args=[self.window_s, int(self.window_s) + 60, self._ttl, *args])
+            self._observe(keys=keys, args=self._observe_args(args))
 
     def observe_call(self, rec: CallRecord) -> None:
         self.observe_many([rec])
@@ -803,8 +807,7 @@ class RedisLiveCounters:
         thread: the batch is written at once and its answer awaited)."""
         keys, args = self._attempt_args(items)
         if keys:
-            await self._script(_OBSERVE_LUA, self._observe.sha, keys,
-                               [self.window_s, int(self.window_s) + 60, self._ttl, *args], deadline_s)
+            await self._script(self._observe, keys, self._observe_args(args), deadline_s)
         return len(items)
 
     def _attempt_args(self, items: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[Any]]:
@@ -839,11 +842,11 @@ class RedisLiveCounters:
         """:meth:`features` on the running event loop, over a connection of its own (made on first
         use); TimeoutError after ``deadline_s`` (the connection stays usable)."""
         keys, args = self._lookup_args(number, at)
-        return _from_counts(await self._script(_LOOKUP_LUA, self._lookup.sha, keys, args, deadline_s))
+        return _from_counts(await self._script(self._lookup, keys, args, deadline_s))
 
-    async def _script(self, script: str, sha: str, keys: list[str], args: list[Any], deadline_s: float | None) -> Any:
-        """Run a script over this loop's connection (made on first use): by its SHA1, loading it
-        when Redis does not know it yet."""
+    async def _script(self, script: Any, keys: list[str], args: list[Any], deadline_s: float | None) -> Any:
+        """Run a registered script (``redis.commands.core.Script``) over this loop's connection (made
+        on first use): by its SHA1, loading it when Redis does not know it yet."""
         loop = asyncio.get_running_loop()
         conn = self._async
         if conn is None or conn._loop is not loop:
@@ -851,22 +854,19 @@ class RedisLiveCounters:
             kwargs = pool.connection_kwargs
             if pool.connection_class.__name__ != "Connection" or not _has_hiredis():
                 # TLS, a Unix socket or no hiredis: the blocking client in a thread, within the deadline
-                call = asyncio.to_thread(self._run_script, script, keys, args)
+                call = asyncio.to_thread(script, keys=keys, args=args)
                 return await (call if deadline_s is None else asyncio.wait_for(call, deadline_s))
             conn = self._async = _LookupConnection(kwargs.get("host", "127.0.0.1"), int(kwargs.get("port", 6379)),
                                                    int(kwargs.get("db", 0) or 0), kwargs.get("password"),
                                                    kwargs.get("username"))
-        reply = await conn.call(("EVALSHA", sha, len(keys), *keys, *args), deadline_s)
+        reply = await conn.call(("EVALSHA", script.sha, len(keys), *keys, *args), deadline_s)
         if isinstance(reply, Exception):
             if not str(reply).startswith("NOSCRIPT"):
                 raise reply
-            reply = await conn.call(("EVAL", script, len(keys), *keys, *args), deadline_s)  # loads it too
+            reply = await conn.call(("EVAL", script.script, len(keys), *keys, *args), deadline_s)  # loads it too
             if isinstance(reply, Exception):
                 raise reply
         return reply
-
-    def _run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return (self._lookup if script is _LOOKUP_LUA else self._observe)(keys=keys, args=args)
 
     async def aclose(self) -> None:
         """Close the connection of :meth:`features_async`."""

@@ -254,20 +254,19 @@ class GuardedCounters:
             return hit
         if not self._admit():
             return None
-        if self._keeps_deadline:
-            lookup: Any = None
+        when = datetime.fromtimestamp(at, UTC)
+        lookup: Any
+        if self._keeps_deadline:  # the source keeps the budget itself: no wait_for task and timer
+            lookup = self._awaitable(number, when, deadline_s=self.timeout_s)  # type: ignore[misc]
         elif self._awaitable is not None:
-            lookup = self._awaitable(number, datetime.fromtimestamp(at, UTC))
+            lookup = asyncio.wait_for(self._awaitable(number, when), self.timeout_s)
         else:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="firewall-counters-lookup")
-            lookup = asyncio.get_running_loop().run_in_executor(self._executor, self._fetch, number, at)
+            lookup = asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                self._executor, self._fetch, number, at), self.timeout_s)
         try:  # the budget covers the wait for a free connection or look-up thread too
-            if lookup is None:
-                feats = await self._awaitable(number, datetime.fromtimestamp(at, UTC),  # type: ignore[misc]
-                                              deadline_s=self.timeout_s)
-            else:
-                feats = await asyncio.wait_for(lookup, self.timeout_s)
+            feats = await lookup
         except asyncio.CancelledError:  # the request itself went away: no verdict on the counters
             if self._open:
                 self._probing = False
