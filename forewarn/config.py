@@ -7,8 +7,10 @@ scale-out path is switched on by one environment variable (or the matching CLI o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = "./forewarn-data"
 
@@ -47,3 +49,18 @@ def load_settings(data_dir: str | Path | None = None, database_url: str | None =
         redis_url=os.environ.get("FOREWARN_REDIS_URL"),
         nats_url=os.environ.get("FOREWARN_NATS_URL"),
     )
+
+
+def read_yaml(path: Path | str, error: Callable[[str], Exception], what: str = "") -> Any:
+    """The YAML document in ``path`` (None when empty). A file that cannot be read or is not YAML
+    raises ``error`` with a message naming it: "cannot read <what> <path>: ..." or "<what> <path>
+    is not valid YAML: ..." (every configuration file of a node is reported the same way)."""
+    import yaml
+
+    label = f"{what} {path}" if what else str(path)
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {label}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{label} is not valid YAML: {exc}") from None

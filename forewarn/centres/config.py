@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Connection, delete, select
 
 from forewarn.centres import tables as ct
+from forewarn.config import read_yaml
 from forewarn.model.phone import InvalidPhoneNumber, normalise_phone
 from forewarn.model.records import Centre, CentreLevel
 from forewarn.store import repository as repo
@@ -87,12 +87,7 @@ class CentreFile(BaseModel):
 
 
 def parse_centre_file(path: Path) -> CentreFile:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CentreConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise CentreConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, CentreConfigError)
     try:
         parsed = CentreFile.model_validate(data)
     except ValidationError as exc:

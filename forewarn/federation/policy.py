@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forewarn.config import read_yaml
 from forewarn.model.indicators import TLP, IndicatorType
 
 EXAMPLES_DIR = Path(__file__).parent / "policies"
@@ -196,13 +197,7 @@ class NodePolicy(BaseModel):
 
 def load_policy(path: Path) -> NodePolicy:
     """Read and check a policy file; raises :class:`PolicyError` with the file and the problem."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy {path} is not valid YAML: {exc}") from None
-    return parse_policy(raw, str(path))
+    return parse_policy(read_yaml(path, PolicyError, "policy"), str(path))
 
 
 def parse_policy(raw: Any, origin: str = "<policy>") -> NodePolicy:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-import yaml
 
+from forewarn.config import read_yaml
 from forewarn.reputation.decay import DecayModel
 from forewarn.reputation.loader import ReputationConfig
 
@@ -97,12 +97,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], path: str = "") -> dic
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy {path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, PolicyError, "policy") or {}
     if not isinstance(data, dict):
         raise PolicyError(f"policy {path} must be a mapping of keys")
     return data

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from forewarn.config import read_yaml
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 TierAction = Literal["mark", "warning", "callback", "payment_hold", "visit"]
@@ -154,12 +155,7 @@ class Policy(BaseModel):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy {path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, PolicyError, "policy")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from forewarn.behaviour.detectors.base import Detector, registered
+from forewarn.config import read_yaml
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("detectors.yaml")
 CONFIG_ENV = "FOREWARN_BEHAVIOUR_CONFIG"
@@ -113,12 +113,7 @@ def node_config_path(settings: Any = None) -> Path | None:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DetectorConfigError(f"cannot read detector settings {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise DetectorConfigError(f"detector settings {path} are not valid YAML: {exc}") from None
+    data = read_yaml(path, DetectorConfigError, "detector settings file")
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
